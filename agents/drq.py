@@ -1,0 +1,306 @@
+"""DrQ(eps) with Hare & Tortoise, Shrink & Perturb and head resets (paper Table 1, DrQ rows).
+
+``DrQAgent`` subclasses Dopamine's ``Atari100kRainbowAgent`` (the agent behind Dopamine's
+DrQ(eps) configuration) and adds gin toggles, all off by default:
+
+* ``target_update_tau``   EMA (Tortoise) target updated inside the jitted train step after every
+                          gradient step: ``target <- (1 - tau) target + tau online``. None keeps
+                          Dopamine's hard copy every ``target_update_period`` steps.
+* ``ht_reset_period``     Hare & Tortoise: every N gradient steps ``online <- target`` (jitted,
+                          ``lax.cond`` on the gradient-step counter); ``ht_reset_optimizer``
+                          also re-initialises Adam's state.
+* ``sp_period``           Shrink & Perturb every N agent steps on ``sp_prefixes`` (all by
+                          default): ``p <- sp_shrink p + sp_perturb p_fresh``, online and target.
+* ``head_reset_period``   re-initialise ``head_prefixes`` (the dense layers) every N agent steps,
+                          online and target, and the Adam moments of those parameters.
+* ``act_with_target``     select actions with the target (Tortoise) network, as the paper does
+                          for its predictions.
+* ``fix_replay_pipeline`` use ``agents.replay.EpisodeTransitionAccumulator`` instead of Dopamine
+                          4.1.2's accumulator (see that module: the stock pipeline mislabels
+                          terminals and corrupts frame stacks). True by default.
+
+With every toggle off (and ``fix_replay_pipeline=False``) the agent runs Dopamine's own code
+paths: the gradient step is ``full_rainbow_agent.train``, the target sync is ``_sync_weights``.
+Periods of S&P and head resets count agent (environment) steps, as BBF's resets do; no reset
+fires at or after ``resets_stop_at`` (the end of the 100k-step budget).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import tensorflow as tf
+from dopamine.jax.agents.full_rainbow import full_rainbow_agent
+from dopamine.jax.replay_memory import replay_buffer
+from dopamine.jax.replay_memory import samplers
+from dopamine.labs.atari_100k import atari_100k_rainbow_agent
+
+from agents import plasticity
+from agents.replay import EpisodeTransitionAccumulator
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
+                     'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
+                     'ht_reset_optimizer'))
+def train_with_plasticity(network_def, online_params, target_params, optimizer,
+                          optimizer_state, states, actions, next_states, rewards, terminals,
+                          loss_weights, support, cumulative_gamma, double_dqn, distributional,
+                          mse_loss, rng, grad_step, tau, *, use_ema, ht_reset_period,
+                          ht_reset_optimizer):
+  """Dopamine's Rainbow/DQN gradient step followed by the Tortoise update and H&T reset.
+
+  Returns (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step).
+  ``grad_step`` counts gradient steps done, including this one.
+  """
+  optimizer_state, online_params, loss, mean_loss, rng = full_rainbow_agent.train(
+      network_def, online_params, target_params, optimizer, optimizer_state, states,
+      actions, next_states, rewards, terminals, loss_weights, support, cumulative_gamma,
+      double_dqn, distributional, mse_loss, rng)
+  grad_step = grad_step + 1
+  if use_ema:
+    target_params = plasticity.ema_update(target_params, online_params, tau)
+  if ht_reset_period > 0:
+    def reset(online, opt_state):
+      new_opt = optimizer.init(target_params) if ht_reset_optimizer else opt_state
+      return plasticity.hare_tortoise_reset(online, target_params), new_opt
+    online_params, optimizer_state = plasticity.apply_if(
+        plasticity.periodic(grad_step, ht_reset_period), reset, online_params,
+        optimizer_state)
+  return optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=('network_def', 'optimizer', 'sp_prefixes', 'reinit_prefixes'))
+def reset_online_and_target(network_def, optimizer, online_params, target_params,
+                            optimizer_state, rng, example_state, support, shrink, perturb, *,
+                            sp_prefixes, reinit_prefixes):
+  """S&P and/or re-initialisation of online and target from one fresh init (jitted).
+
+  The Adam moments of re-initialised parameters are reset; S&P keeps them (as BBF does).
+  """
+  rng, init_rng = jax.random.split(rng)
+  fresh = network_def.init(init_rng, x=example_state, support=support)
+  reset = functools.partial(plasticity.reset_network, fresh=fresh, shrink=shrink,
+                            perturb=perturb, sp_prefixes=sp_prefixes,
+                            reinit_prefixes=reinit_prefixes)
+  online_params = reset(online_params)
+  target_params = reset(target_params)
+  if reinit_prefixes != ():
+    mask = plasticity.select_mask(online_params, reinit_prefixes)
+    optimizer_state = plasticity.reset_optimizer_state(
+        optimizer_state, optimizer.init(online_params), mask)
+  return online_params, target_params, optimizer_state, rng
+
+
+def _as_prefixes(prefixes):
+  return None if prefixes is None else tuple(prefixes)
+
+
+@gin.configurable
+class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
+  """DrQ(eps) with gin toggles for Hare & Tortoise, S&P and head resets."""
+
+  def __init__(self,
+               num_actions: int,
+               target_update_tau: float | None = None,
+               ht_reset_period: int = 0,
+               ht_reset_optimizer: bool = False,
+               sp_period: int = 0,
+               sp_shrink: float = 0.5,
+               sp_perturb: float = 0.5,
+               sp_prefixes: Sequence[str] | None = None,
+               head_reset_period: int = 0,
+               head_prefixes: Sequence[str] = ('params/Dense_',),
+               resets_stop_at: int = 100_000,
+               act_with_target: bool = False,
+               fix_replay_pipeline: bool = True,
+               summary_writing_frequency: int = 1000,
+               seed: int | None = None,
+               summary_writer=None):
+    """Args:
+      num_actions: int, number of actions of the game.
+      target_update_tau: float or None, EMA rate of the target (Tortoise); None = hard copy.
+      ht_reset_period: int, gradient steps between Hare & Tortoise resets (0 = off).
+      ht_reset_optimizer: bool, also re-initialise the optimizer state at an H&T reset.
+      sp_period: int, agent steps between Shrink & Perturb (0 = off).
+      sp_shrink: float, factor on the current weights at S&P.
+      sp_perturb: float, factor on a fresh initialisation at S&P.
+      sp_prefixes: parameter path prefixes S&P applies to; None = every parameter.
+      head_reset_period: int, agent steps between head re-initialisations (0 = off).
+      head_prefixes: parameter path prefixes of the head ('params/Dense_': the 512-unit layer
+        and the dueling streams).
+      resets_stop_at: int, no S&P or head reset at or after this agent step.
+      act_with_target: bool, act with the target (Tortoise) parameters.
+      fix_replay_pipeline: bool, use the corrected n-step accumulator.
+      summary_writing_frequency: int, gradient steps between TensorBoard loss scalars.
+      seed: int, seeds initialisation, exploration and replay sampling.
+      summary_writer: a TF summary writer or a folder for one (Dopamine's argument).
+    Dopamine's own settings stay on Dopamine's classes: ``JaxDQNAgent.gamma``,
+    ``JaxFullRainbowAgent.dueling``, ``Atari100kRainbowAgent.data_augmentation``, ...
+    """
+    if target_update_tau is not None and not 0.0 < target_update_tau <= 1.0:
+      raise ValueError(f'target_update_tau must be in (0, 1], got {target_update_tau}.')
+    if ht_reset_period and target_update_tau is None:
+      raise ValueError(
+          'ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '
+          '(e.g. 0.005). With Dopamine\'s per-step hard copy an H&T reset does nothing.')
+    self._target_update_tau = target_update_tau
+    self._ht_reset_period = int(ht_reset_period)
+    self._ht_reset_optimizer = bool(ht_reset_optimizer)
+    self._sp_period = int(sp_period)
+    self._sp_shrink = float(sp_shrink)
+    self._sp_perturb = float(sp_perturb)
+    self._sp_prefixes = _as_prefixes(sp_prefixes)
+    self._head_reset_period = int(head_reset_period)
+    self._head_prefixes = _as_prefixes(head_prefixes)
+    self._resets_stop_at = int(resets_stop_at)
+    self._act_with_target = bool(act_with_target)
+    self._fix_replay_pipeline = bool(fix_replay_pipeline)
+    self.gradient_steps = 0
+    self.reset_log = []  # (agent step, kind) of every S&P / head reset done
+    super().__init__(num_actions=num_actions, seed=seed, summary_writer=summary_writer)
+    self.summary_writing_frequency = int(summary_writing_frequency)
+    self._grad_step = jnp.zeros((), jnp.int32)
+    if self._head_prefixes:  # fail at start-up, not at step 20,000, on a misspelt prefix
+      plasticity.select_mask(self.online_params, self._head_prefixes)
+    if self._sp_prefixes:
+      plasticity.select_mask(self.online_params, self._sp_prefixes)
+
+  # ------------------------------------------------------------------ building
+  @property
+  def plasticity_toggles_off(self) -> bool:
+    return (self._target_update_tau is None and not self._ht_reset_period
+            and not self._sp_period and not self._head_reset_period
+            and not self._act_with_target)
+
+  def _build_replay_buffer(self):
+    if not self._fix_replay_pipeline:
+      return super()._build_replay_buffer()
+    if self._replay_scheme not in ('uniform', 'prioritized'):
+      raise ValueError(f'Invalid replay scheme: {self._replay_scheme}')
+    return replay_buffer.ReplayBuffer(
+        transition_accumulator=EpisodeTransitionAccumulator(
+            stack_size=self.stack_size, update_horizon=self.update_horizon,
+            gamma=self.gamma),
+        sampling_distribution=samplers.PrioritizedSamplingDistribution(seed=self._seed),
+    )
+
+  # ------------------------------------------------------------------ learning
+  def _training_step_update(self):
+    """One gradient step; the stock function when H&T and EMA are off."""
+    if self._target_update_tau is None and not self._ht_reset_period:
+      super()._training_step_update()
+      self.gradient_steps += 1
+      return
+    self._sample_from_replay_buffer()
+    self._rng, rng1, rng2 = jax.random.split(self._rng, num=3)
+    states = self.train_preprocess_fn(self.replay_elements['state'], rng=rng1)
+    next_states = self.train_preprocess_fn(self.replay_elements['next_state'], rng=rng2)
+    if self._replay_scheme == 'prioritized':
+      probs = self.replay_elements['sampling_probabilities']
+      loss_weights = 1.0 / jnp.sqrt(probs + 1e-10)
+      loss_weights /= jnp.max(loss_weights)
+    else:
+      loss_weights = jnp.ones(states.shape[0])
+    (self.optimizer_state, self.online_params, self.target_network_params, loss, mean_loss,
+     self._rng, self._grad_step) = train_with_plasticity(
+         self.network_def, self.online_params, self.target_network_params, self.optimizer,
+         self.optimizer_state, states, self.replay_elements['action'], next_states,
+         self.replay_elements['reward'], self.replay_elements['terminal'], loss_weights,
+         self._support, self.cumulative_gamma, self._double_dqn, self._distributional,
+         self._mse_loss, self._rng, self._grad_step,
+         jnp.float32(self._target_update_tau if self._target_update_tau else 1.0),
+         use_ema=self._target_update_tau is not None,
+         ht_reset_period=self._ht_reset_period,
+         ht_reset_optimizer=self._ht_reset_optimizer)
+    self.gradient_steps += 1
+    if self._replay_scheme == 'prioritized':
+      self._replay.update(self.replay_elements['indices'], priorities=jnp.sqrt(loss + 1e-10))
+    self._maybe_write_loss(mean_loss)
+
+  def _maybe_write_loss(self, mean_loss):
+    if (self.summary_writer is not None
+        and self.gradient_steps % self.summary_writing_frequency == 0):
+      with self.summary_writer.as_default():
+        tf.summary.scalar('Loss', float(mean_loss), step=self.gradient_steps)
+
+  def _sync_weights(self):
+    if self._target_update_tau is None:  # Dopamine's hard copy
+      super()._sync_weights()
+    # With an EMA target the sync happens inside the jitted train step.
+
+  def _train_step(self):
+    super()._train_step()  # gradient step(s), target sync, training_steps += 1
+    step = self.training_steps
+    if step >= self._resets_stop_at or self._replay.add_count <= self.min_replay_history:
+      return
+    if self._sp_period and step % self._sp_period == 0:
+      self._periodic_reset(sp_prefixes=self._sp_prefixes, reinit_prefixes=(), kind='sp')
+    if self._head_reset_period and step % self._head_reset_period == 0:
+      self._periodic_reset(sp_prefixes=(), reinit_prefixes=self._head_prefixes,
+                           kind='head_reset')
+
+  def _periodic_reset(self, sp_prefixes, reinit_prefixes, kind):
+    (self.online_params, self.target_network_params, self.optimizer_state,
+     self._rng) = reset_online_and_target(
+         self.network_def, self.optimizer, self.online_params, self.target_network_params,
+         self.optimizer_state, self._rng, self.preprocess_fn(self.state[:1]),
+         self._support, jnp.float32(self._sp_shrink), jnp.float32(self._sp_perturb),
+         sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes)
+    self.reset_log.append((int(self.training_steps), kind))
+
+  # ------------------------------------------------------------------ acting
+  def step(self, reward=None, observation=None):
+    """Dopamine's ``step`` (store, train, act), acting with the target when asked to."""
+    if not self._act_with_target:
+      return super().step(reward, observation)
+    if reward is not None and observation is not None:
+      self._last_observation = self._observation
+      self._record_observation(observation)
+      if not self.eval_mode:
+        self._store_transition(self._last_observation, self.action, reward, False)
+    if not self.eval_mode:
+      self._train_step()
+    self._rng, action = atari_100k_rainbow_agent.select_action(
+        self.network_def, self.target_network_params, self.preprocess_fn(self.state),
+        self._rng, self.num_actions, self.eval_mode, self.epsilon_eval, self.epsilon_train,
+        self.epsilon_decay_period, self.training_steps, self.min_replay_history,
+        self.epsilon_fn, self._support)
+    self.action = onp.asarray(action)
+    return self.action
+
+  # ------------------------------------------------------------------ checkpointing
+  def checkpoint_state(self) -> dict:
+    """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
+    return {
+        'online_params': self.online_params,
+        'target_params': self.target_network_params,
+        'optimizer_state': self.optimizer_state,
+        'training_steps': self.training_steps,
+        'gradient_steps': self.gradient_steps,
+        'grad_step': self._grad_step,
+        'rng': self._rng,
+        'reset_log': list(self.reset_log),
+        'replay': self._replay.to_state_dict(),
+    }
+
+  def load_checkpoint_state(self, state: dict) -> None:
+    self.online_params = state['online_params']
+    self.target_network_params = state['target_params']
+    self.optimizer_state = state['optimizer_state']
+    self.training_steps = state['training_steps']
+    self.gradient_steps = state['gradient_steps']
+    self._grad_step = jnp.asarray(state['grad_step'])
+    self._rng = state['rng']
+    self.reset_log = list(state['reset_log'])
+    self._replay.from_state_dict(state['replay'])
+    # The interrupted episode is not resumed: its partial n-step segment is dropped.
+    self._replay._transition_accumulator.clear()  # pylint: disable=protected-access

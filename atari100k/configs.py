@@ -1,0 +1,75 @@
+"""The registry of named configurations: one ``gin/<name>.gin`` file per ``AGENT=`` name.
+
+Base files (``*_base.gin``) are included by the named files and are not agents themselves.
+``parse_agent_config`` parses a named configuration plus command-line bindings and turns gin's
+errors into messages that name the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+import gin
+
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'gin')
+
+
+class ConfigError(ValueError):
+  """A named configuration or a gin binding that cannot be used."""
+
+
+def available_agents() -> list[str]:
+  """Names of the named configurations (gin files that are not ``*_base.gin``)."""
+  return sorted(f[:-4] for f in os.listdir(GIN_DIR)
+                if f.endswith('.gin') and not f.endswith('_base.gin'))
+
+
+def check_agent(name: str) -> str:
+  agents = available_agents()
+  if name in agents:
+    return name
+  close = difflib.get_close_matches(name, agents, n=1)
+  hint = f' Did you mean {close[0]}?' if close else ''
+  raise ConfigError(
+      f'Unknown agent {name!r}.{hint} Named configurations: {", ".join(agents)}. '
+      f'Each is a file in {GIN_DIR}; pass one with AGENT=<name> (make) or --agent <name>.')
+
+
+def gin_file(name: str) -> str:
+  return os.path.join(GIN_DIR, f'{check_agent(name)}.gin')
+
+
+def import_configurables() -> None:
+  """Imports every module whose classes the gin files reference."""
+  # pylint: disable=import-outside-toplevel,unused-import
+  import agents.drq  # noqa: F401
+  import atari100k.runner  # noqa: F401
+  try:
+    import agents.bbf  # noqa: F401
+  except ModuleNotFoundError as e:  # the BBF agent is optional until it exists
+    if e.name != 'agents.bbf':
+      raise
+
+
+def parse_agent_config(name: str, bindings=()) -> None:
+  """Clears gin, then parses ``gin/<name>.gin`` and ``bindings`` (a list of 'A.b = v').
+
+  Raises:
+    ConfigError: unknown agent name, or a binding gin cannot apply, with the reason.
+  """
+  path = gin_file(name)
+  import_configurables()
+  gin.clear_config()
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_file(path)
+  for binding in bindings:
+    try:
+      gin.parse_config(binding)
+    except (ValueError, SyntaxError, KeyError) as e:
+      message = str(e).strip().splitlines()[0]
+      raise ConfigError(
+          f'The gin binding {binding!r} cannot be applied: {message}. A binding has the '
+          "form 'Configurable.parameter = value', e.g. 'DrQAgent.ht_reset_period = 8000'; "
+          f'see {path} and the files it includes for the configurables and their '
+          'parameters.') from None

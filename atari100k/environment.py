@@ -1,0 +1,77 @@
+"""Atari environments with the Atari-100k protocol, and the list of its 26 games.
+
+Protocol (Kaiser et al. 2019; Dopamine's atari_100k configs): ``ALE/<Game>-v5`` with no sticky
+actions, Dopamine's ``AtariPreprocessing`` (frame skip 4, max-pool of the last two frames,
+84x84 grayscale, terminal on life loss during training), at most 108,000 frames (27,000 agent
+steps) per episode. The 4-frame stack is kept by the agent, the 0-29 no-op starts by the
+runner. ROMs ship inside ale-py, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import ale_py
+import gin
+import gymnasium as gym
+from dopamine.discrete_domains import atari_lib
+
+gym.register_envs(ale_py)
+
+# The 26 games of the Atari-100k benchmark, in the order of the published score tables.
+GAMES = (
+    'Alien', 'Amidar', 'Assault', 'Asterix', 'BankHeist', 'BattleZone', 'Boxing', 'Breakout',
+    'ChopperCommand', 'CrazyClimber', 'DemonAttack', 'Freeway', 'Frostbite', 'Gopher', 'Hero',
+    'Jamesbond', 'Kangaroo', 'Krull', 'KungFuMaster', 'MsPacman', 'Pong', 'PrivateEye',
+    'Qbert', 'RoadRunner', 'Seaquest', 'UpNDown',
+)
+
+
+class UnknownGameError(ValueError):
+  """Raised for a game name outside the Atari-100k benchmark."""
+
+
+def check_game(game: str) -> str:
+  """Returns the canonical game name, or raises ``UnknownGameError`` listing the 26 games."""
+  by_lower = {g.lower(): g for g in GAMES}
+  key = game.replace('_', '').replace(' ', '').replace('-', '').lower()
+  if key in by_lower:
+    return by_lower[key]
+  close = difflib.get_close_matches(game, GAMES, n=1)
+  hint = f' Did you mean {close[0]}?' if close else ''
+  raise UnknownGameError(
+      f'Unknown game {game!r}.{hint} Atari-100k has 26 games: {", ".join(GAMES)}. '
+      'Pass one of them with GAME=<name> (make) or --game <name>.')
+
+
+@gin.configurable
+def create_atari100k_environment(game_name: str,
+                                 seed: int | None = None,
+                                 sticky_actions: bool = False,
+                                 terminal_on_life_loss: bool = True,
+                                 max_frames_per_episode: int = 108_000):
+  """Creates one preprocessed Atari environment.
+
+  Args:
+    game_name: str, one of ``GAMES``.
+    seed: int or None, seeds the ALE (its no-op and random-start RNG) for repeatable runs.
+    sticky_actions: bool, repeat-action probability 0.25 instead of 0 (not Atari-100k).
+    terminal_on_life_loss: bool, report a terminal step when a life is lost.
+    max_frames_per_episode: int, ALE frame cap (4 frames per agent step).
+
+  Returns:
+    ``dopamine.discrete_domains.atari_lib.AtariPreprocessing`` around the ALE env: ``reset()``
+    gives an (84, 84, 1) uint8 frame, ``step(a)`` gives (frame, reward, terminal, info) and
+    ``game_over`` tells a real episode end from a lost life.
+  """
+  game = check_game(game_name)
+  env = gym.make(f'ALE/{game}-v5',
+                 repeat_action_probability=0.25 if sticky_actions else 0.0,
+                 frameskip=1,
+                 max_num_frames_per_episode=max_frames_per_episode)
+  env.reset(seed=seed)  # seeds the emulator; later resets continue that RNG stream
+  # Strip gymnasium's OrderEnforcing (as Dopamine does with TimeLimit): Dopamine's
+  # preprocessing reads ``environment.env.ale``.
+  env = env.env
+  return atari_lib.AtariPreprocessing(
+      env, frame_skip=4, terminal_on_life_loss=terminal_on_life_loss, screen_size=84)
