@@ -91,8 +91,10 @@ def ema_update(tortoise: PyTree, hare: PyTree, tau) -> PyTree:
 
 
 def hare_tortoise_reset(hare: PyTree, tortoise: PyTree, mask: PyTree | None = None) -> PyTree:
-  """Hare & Tortoise reset: returns the new Hare, equal to the Tortoise (on ``mask``)."""
-  del hare  # The Hare's own weights are forgotten; kept as an argument for readability.
+  """Hare & Tortoise reset: returns the new Hare, equal to the Tortoise (on ``mask``).
+
+  Without a mask the Hare's own weights are forgotten entirely (paper Algorithm 1).
+  """
   if mask is None:
     return jax.tree_util.tree_map(lambda t: t, tortoise)
   return _where_mask(mask, tortoise, hare)

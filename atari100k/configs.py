@@ -8,6 +8,7 @@ errors into messages that name the problem and the fix.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 
 import gin
@@ -62,7 +63,12 @@ def parse_agent_config(name: str, bindings=()) -> None:
   import_configurables()
   gin.clear_config()
   gin.add_config_file_search_path(GIN_DIR)
-  gin.parse_config_file(path)
+  quiet = logging.getLogger().level
+  logging.getLogger().setLevel(logging.CRITICAL)  # gin logs each include path it tries
+  try:
+    gin.parse_config_file(path)
+  finally:
+    logging.getLogger().setLevel(quiet)
   for binding in bindings:
     try:
       gin.parse_config(binding)

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--steps', type=int, default=None,
                       help='agent steps to train (default 100000; fewer for a try-out)')
   parser.add_argument('--gin_bindings', action='append', default=[],
-                      help="extra gin binding 'Configurable.param = value' (repeatable)")
+                      help="extra gin binding 'Configurable.param = value'; repeatable, or several "
+                           "separated by ';'")
   parser.add_argument('--eval_episodes', type=int, default=None,
                       help='evaluation episodes (default 100, run in parallel)')
   parser.add_argument('--force', action='store_true',
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help='keep the checkpoint (with the replay buffer) after the run')
   parser.add_argument('--no_progress', action='store_true', help='hide progress bars')
   return parser
+
+
+def split_bindings(values) -> list[str]:
+  """Each --gin_bindings value may hold several bindings separated by ';' (make's GIN=)."""
+  return [b.strip() for value in values for b in value.split(';') if b.strip()]
 
 
 def run_dir(base_dir: str, agent: str, game: str, seed: int) -> str:
@@ -56,7 +62,7 @@ def main(argv=None) -> int:
   try:
     agent = configs.check_agent(args.agent)
     game = environment.check_game(args.game)
-    bindings = list(args.gin_bindings)
+    bindings = split_bindings(args.gin_bindings)
     if args.steps is not None:
       if args.steps < 1:
         raise configs.ConfigError(f'--steps must be positive, got {args.steps}.')
@@ -82,7 +88,7 @@ def main(argv=None) -> int:
     print(f'--force: previous run moved to {kept}', file=sys.stderr)
 
   run = runner.Atari100kRunner(folder, game=game, seed=args.seed, agent_name=agent,
-                               gin_overrides=args.gin_bindings,
+                               gin_overrides=split_bindings(args.gin_bindings),
                                keep_checkpoint=args.keep_checkpoint,
                                progress=not args.no_progress)
   result = run.run_experiment()

@@ -1,0 +1,46 @@
+# Hare & Tortoise agent suite. Every target installs what it needs into .venv first.
+#   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
+#   make test | make bench | make install
+
+PY ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export PYTHONWARNINGS ?= ignore
+
+GAME ?= Pong
+AGENT ?= drq
+SEED ?= 0
+RUNS ?= runs
+STEPS ?=
+GIN ?=
+FORCE ?=
+
+.PHONY: install atari test bench clean-venv help
+
+help:
+	@sed -n '1,4p' Makefile
+
+$(STAMP): requirements.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip setuptools wheel
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps baselines==0.1.5
+	touch $(STAMP)
+
+install: $(STAMP)
+
+atari: $(STAMP)
+	$(PYTHON) -m atari100k.run --agent '$(AGENT)' --game '$(GAME)' --seed '$(SEED)' \
+	  --base_dir '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') \
+	  $(if $(GIN),--gin_bindings '$(GIN)') $(if $(FORCE),--force)
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PYTHON) -m atari100k.bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,21 @@
+"""Shared pytest fixtures: quiet TensorFlow, repo on sys.path, gin cleared around every test."""
+
+import os
+import sys
+import warnings
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+warnings.filterwarnings('ignore', category=DeprecationWarning)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gin  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def clear_gin():
+  """Gin state is global: every test starts and ends with an empty config."""
+  gin.clear_config()
+  yield
+  gin.clear_config()

@@ -1,0 +1,205 @@
+"""DrQAgent against Dopamine's stock Atari100kRainbowAgent, and its plasticity toggles.
+
+* toggles off: same seed and same logged transitions give bit-identical parameters;
+* the jitted EMA path with tau = 1 reproduces Dopamine's hard target copy;
+* Hare & Tortoise resets fire exactly every N gradient steps and leave online == target;
+* head reset re-initialises only the head (online and target) and its Adam moments;
+* Shrink & Perturb mixes with a fresh init (zero-initialised biases: exactly shrink * old);
+* no reset at or after ``resets_stop_at``.
+Uses the real DrQ(eps) network (Nature CNN) on random frames; no environment.
+"""
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from dopamine.labs.atari_100k import atari_100k_rainbow_agent
+
+from agents import plasticity
+from agents.drq import DrQAgent
+from atari100k import configs
+
+NUM_ACTIONS = 4
+
+
+def parse_drq(*bindings):
+  configs.parse_agent_config('drq', ['JaxDQNAgent.min_replay_history = 20',
+                                     'ReplayBuffer.batch_size = 8', *bindings])
+
+
+def feed(agent, num_steps, seed=0, life_every=23):
+  """Logs ``num_steps`` random transitions the way the vectorised runner does (one env)."""
+  rng = np.random.default_rng(seed)
+  agent.eval_mode = False
+  agent.reset_all(rng.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8))
+  for k in range(num_steps):
+    agent.step()  # trains (once past min_replay_history), then acts
+    obs = rng.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8)
+    done = np.array([float((k + 1) % life_every == 0)])
+    agent.log_transition(obs, np.array([rng.integers(NUM_ACTIONS)]),
+                         np.array([float(rng.integers(0, 2))]), done, np.zeros(1))
+
+
+def params_equal(a, b):
+  return plasticity.trees_equal(a, b)
+
+
+def test_toggles_off_matches_stock_dopamine_agent_bit_for_bit():
+  parse_drq('DrQAgent.fix_replay_pipeline = False')
+  stock = atari_100k_rainbow_agent.Atari100kRainbowAgent(num_actions=NUM_ACTIONS, seed=7)
+  ours = DrQAgent(num_actions=NUM_ACTIONS, seed=7)
+  assert ours.plasticity_toggles_off
+  assert params_equal(stock.online_params, ours.online_params)
+  feed(stock, 40)
+  feed(ours, 40)
+  assert stock.training_steps == ours.training_steps == 40
+  assert ours.gradient_steps > 10
+  assert params_equal(stock.online_params, ours.online_params)
+  assert params_equal(stock.target_network_params, ours.target_network_params)
+  assert params_equal(stock.optimizer_state, ours.optimizer_state)
+
+
+def test_jitted_ema_path_with_tau_one_reproduces_the_hard_copy():
+  parse_drq()
+  stock_like = DrQAgent(num_actions=NUM_ACTIONS, seed=3)
+  gin.bind_parameter('DrQAgent.target_update_tau', 1.0)
+  ema = DrQAgent(num_actions=NUM_ACTIONS, seed=3)
+  feed(stock_like, 30)
+  feed(ema, 30)
+  for a, b in zip(jax.tree_util.tree_leaves(stock_like.online_params),
+                  jax.tree_util.tree_leaves(ema.online_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert params_equal(ema.online_params, ema.target_network_params)
+
+
+def test_ema_target_lags_online():
+  parse_drq('DrQAgent.target_update_tau = 0.25')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+  feed(agent, 40)
+  assert agent.gradient_steps >= 1
+  before_target = agent.target_network_params
+  before_online = agent.online_params
+  agent._training_step_update()  # pylint: disable=protected-access
+  expected = plasticity.ema_update(before_target, agent.online_params, 0.25)
+  for a, b in zip(jax.tree_util.tree_leaves(expected),
+                  jax.tree_util.tree_leaves(agent.target_network_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert not params_equal(agent.online_params, before_online)
+
+
+def test_hare_tortoise_resets_every_n_gradient_steps():
+  period = 4
+  parse_drq('DrQAgent.target_update_tau = 0.005', f'DrQAgent.ht_reset_period = {period}')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=1)
+  feed(agent, 21)  # fill the replay buffer, no gradient step yet
+  assert agent.gradient_steps == 0
+  equal_after = []
+  for _ in range(3 * period + 1):
+    agent._training_step_update()  # pylint: disable=protected-access
+    equal_after.append(params_equal(agent.online_params, agent.target_network_params))
+  steps = np.arange(1, 3 * period + 2)
+  np.testing.assert_array_equal(equal_after, steps % period == 0)
+  assert int(agent._grad_step) == 3 * period + 1  # pylint: disable=protected-access
+
+
+def test_hare_tortoise_optimizer_reset_flag():
+  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.ht_reset_period = 2',
+            'DrQAgent.ht_reset_optimizer = True')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=1)
+  feed(agent, 21)
+  agent._training_step_update()  # pylint: disable=protected-access
+  agent._training_step_update()  # pylint: disable=protected-access  (reset here)
+  fresh = agent.optimizer.init(agent.online_params)
+  assert params_equal(agent.optimizer_state, fresh)
+
+
+def capture_params_before_reset(agent):
+  """Wraps the agent's reset so that the parameters just before it can be inspected."""
+  captured = {}
+  original = agent._periodic_reset  # pylint: disable=protected-access
+
+  def spy(**kwargs):
+    captured['online'] = agent.online_params
+    captured['opt'] = agent.optimizer_state
+    original(**kwargs)
+  agent._periodic_reset = spy  # pylint: disable=protected-access
+  return captured
+
+
+def test_head_reset_reinitialises_only_the_head_online_and_target():
+  parse_drq('DrQAgent.head_reset_period = 30', "DrQAgent.head_prefixes = ['params/Dense_']")
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=2)
+  feed(agent, 29)
+  captured = capture_params_before_reset(agent)
+  feed(agent, 1, seed=99)  # training_steps 30: gradient step, then the head reset
+  assert agent.reset_log == [(30, 'head_reset')]
+  before, after = captured['online']['params'], agent.online_params['params']
+  target = agent.target_network_params['params']
+  for layer in ('Conv_0', 'Conv_1', 'Conv_2'):
+    for name in ('kernel', 'bias'):
+      np.testing.assert_array_equal(after[layer][name], before[layer][name])
+  for layer in ('Dense_0', 'Dense_1', 'Dense_2'):
+    np.testing.assert_array_equal(after[layer]['bias'], 0.0)  # fresh init: zero biases
+    np.testing.assert_array_equal(after[layer]['kernel'], target[layer]['kernel'])
+    assert not np.allclose(after[layer]['kernel'], before[layer]['kernel'])
+  adam, adam_before = agent.optimizer_state[0], captured['opt'][0]
+  for layer in ('Dense_0', 'Dense_1', 'Dense_2'):
+    np.testing.assert_array_equal(adam.mu['params'][layer]['kernel'], 0.0)
+    np.testing.assert_array_equal(adam.nu['params'][layer]['kernel'], 0.0)
+  np.testing.assert_array_equal(adam.mu['params']['Conv_0']['kernel'],
+                                adam_before.mu['params']['Conv_0']['kernel'])
+  assert np.any(adam.mu['params']['Conv_0']['kernel'] != 0)
+
+
+def test_shrink_and_perturb_mixes_with_a_fresh_init():
+  parse_drq('DrQAgent.sp_period = 30', 'DrQAgent.sp_shrink = 0.3',
+            'DrQAgent.sp_perturb = 0.7')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=4)
+  feed(agent, 29)
+  captured = capture_params_before_reset(agent)
+  feed(agent, 1, seed=5)  # training_steps 30: gradient step, then S&P
+  assert agent.reset_log == [(30, 'sp')]
+  before = captured['online']['params']
+  after = agent.online_params['params']
+  for layer in before:
+    # Biases are initialised to zero, so S&P leaves exactly 0.3 * old bias.
+    np.testing.assert_allclose(after[layer]['bias'], 0.3 * before[layer]['bias'],
+                               rtol=1e-6, atol=1e-8)
+    # The kernel moved toward a fresh init: it is neither the old one nor 0.3 * old.
+    assert not np.allclose(after[layer]['kernel'], 0.3 * before[layer]['kernel'])
+
+
+def test_no_reset_at_or_after_resets_stop_at():
+  parse_drq('DrQAgent.head_reset_period = 10', 'DrQAgent.resets_stop_at = 40')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+  feed(agent, 60)
+  # Resets need a started learner (more than 20 elements in replay: from step 24 on here,
+  # n = 10), and none may fire at or after step 40.
+  assert [s for s, _ in agent.reset_log] == [30]
+
+
+def test_bad_prefix_fails_at_construction():
+  parse_drq('DrQAgent.head_reset_period = 10', "DrQAgent.head_prefixes = ['params/Densee']")
+  with pytest.raises(ValueError, match='matches no parameter'):
+    DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+
+
+def test_ht_without_ema_target_is_refused():
+  parse_drq('DrQAgent.ht_reset_period = 10')
+  with pytest.raises(ValueError, match='target_update_tau'):
+    DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+
+
+def test_act_with_target_uses_target_parameters():
+  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.act_with_target = True')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+  feed(agent, 25)
+  # Make online and target disagree strongly; the action must follow the target.
+  agent.online_params = jax.tree_util.tree_map(jnp.zeros_like, agent.online_params)
+  agent.eval_mode = True
+  agent.epsilon_eval = 0.0
+  state = agent.preprocess_fn(agent.state)
+  q = agent.network_def.apply(agent.target_network_params, state[0],
+                              support=agent._support).q_values  # pylint: disable=protected-access
+  assert int(agent.step()[0]) == int(jnp.argmax(q))
