@@ -73,7 +73,7 @@ def parse_agent_config(name: str, bindings=()) -> None:
     try:
       gin.parse_config(binding)
     except (ValueError, SyntaxError, KeyError) as e:
-      message = str(e).strip().splitlines()[0]
+      message = str(e).strip().splitlines()[0].rstrip('.')
       raise ConfigError(
           f'The gin binding {binding!r} cannot be applied: {message}. A binding has the '
           "form 'Configurable.parameter = value', e.g. 'DrQAgent.ht_reset_period = 8000'; "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TensorFlow is only Dopamine's logger here
 import shutil
 import sys
 import time

@@ -72,7 +72,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
 
   def __init__(self, base_dir: str, game: str, seed: int, agent_name: str,
                gin_overrides=(), chunk_steps: int = 1000, checkpoint_every: int = 10_000,
-               keep_checkpoint: bool = False, progress: bool = True, **kwargs):
+               keep_checkpoint: bool = False, progress: bool = True):
     """Args:
       base_dir: str, the run folder (created).
       game: str, an Atari-100k game.
@@ -83,7 +83,8 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
       checkpoint_every: int, agent steps between checkpoints (a multiple of chunk_steps).
       keep_checkpoint: bool, keep the checkpoint after result.json is written.
       progress: bool, show progress bars.
-      **kwargs: passed on to ``DataEfficientAtariRunner`` (num_eval_episodes, max_noops, ...).
+    Dopamine's settings stay on Dopamine's classes and are set by gin:
+    ``Runner.training_steps``, ``DataEfficientAtariRunner.num_eval_episodes``, ...
     """
     self.game = environment.check_game(game)
     self.seed = int(seed)
@@ -106,7 +107,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
       return make_atari100k_agent(num_actions=env.action_space.n, seed=self.seed,
                           summary_writer=summary_writer)
 
-    super().__init__(base_dir, make_agent, create_environment_fn=make_env, **kwargs)
+    super().__init__(base_dir, make_agent, create_environment_fn=make_env)
 
   # Dopamine's iteration checkpointer is replaced by ``_save_checkpoint``/``_load_checkpoint``.
   def _initialize_checkpointer_and_maybe_resume(self, checkpoint_file_prefix):
