@@ -21,7 +21,10 @@ With terminal-on-life-loss this corrupts about ``n + stack_size`` transitions pe
 Worse, the 4.1.2 runner (``DataEfficientAtariRunner._run_parallel``) hands ``log_transition``
 views into a two-slot observation buffer that it overwrites every other step, and the stock
 accumulator keeps those views: any frame older than two steps in a stored state is replaced by
-one of the two newest frames. This accumulator copies what it is given.
+one of the two newest frames. The same reuse shifts the stored rewards by one step (with reward
+clipping the runner writes the next reward into the array it has just logged) and turns every
+stored terminal flag into the runner's current one, almost always 0. This accumulator copies
+what it is given.
 
 ``EpisodeTransitionAccumulator`` emits exactly one element per logged step ``k`` of a segment
 (the steps between two resets of the agent's frame stack):
@@ -32,8 +35,9 @@ one of the two newest frames. This accumulator copies what it is given.
 * next_state = frames ``o_{k+n-s+1..k+n}`` (a full n-step bootstrap), unused when terminal;
 * terminal   = the segment terminated within the n steps.
 
-On a truncation (``episode_end`` without ``done``, e.g. the 27,000-step cap) the last n-1 steps
-cannot bootstrap from a real frame and are dropped, as Dopamine does.
+On a truncation (``episode_end`` without ``done``, e.g. the 27,000-step cap) the last n steps
+cannot bootstrap from a real frame (the runner replaces the frame after the last step by the
+reset frame) and are dropped, as Dopamine does.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ class EpisodeTransitionAccumulator(accumulator.TransitionAccumulator):
         yield self._element(k, last, last, terminal=True)
       self._end_segment()
     elif bool(np.any(transition.episode_end)):
-      self._end_segment()  # truncation: the last n-1 steps have no bootstrap frame
+      self._end_segment()  # truncation: the last n steps have no bootstrap frame
 
   def clear(self) -> None:
     self._end_segment()

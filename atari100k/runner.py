@@ -86,6 +86,13 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
     Dopamine's settings stay on Dopamine's classes and are set by gin:
     ``Runner.training_steps``, ``DataEfficientAtariRunner.num_eval_episodes``, ...
     """
+    if chunk_steps < 2 or chunk_steps % 2:
+      # Dopamine's _run_parallel restarts its step counter at every call but keeps its two-slot
+      # observation buffer: after an odd-length call the next step logs the wrong frame.
+      raise ValueError(f'chunk_steps must be even and >= 2, got {chunk_steps}.')
+    if checkpoint_every % chunk_steps:
+      raise ValueError(f'checkpoint_every ({checkpoint_every}) must be a multiple of '
+                       f'chunk_steps ({chunk_steps}).')
     self.game = environment.check_game(game)
     self.seed = int(seed)
     self.agent_name = agent_name

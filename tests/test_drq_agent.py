@@ -203,3 +203,15 @@ def test_act_with_target_uses_target_parameters():
   q = agent.network_def.apply(agent.target_network_params, state[0],
                               support=agent._support).q_values  # pylint: disable=protected-access
   assert int(agent.step()[0]) == int(jnp.argmax(q))
+
+
+def test_exploration_schedule_is_drq_eps():
+  """Epsilon 1 during the 1,600-step warm-up, then linear to 0.01 over 5,000 agent steps."""
+  configs.parse_agent_config('drq')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=0)
+  eps = [float(agent.epsilon_fn(agent.epsilon_decay_period, t, agent.min_replay_history,
+                                agent.epsilon_train)) for t in (0, 1600, 4100, 6600, 50000)]
+  np.testing.assert_allclose(eps, [1.0, 1.0, 0.505, 0.01, 0.01], rtol=1e-6)
+  assert agent.epsilon_eval == 0.001
+  assert agent.update_horizon == 10 and agent.gamma == 0.99
+  assert agent.cumulative_gamma == pytest.approx(0.99 ** 10)

@@ -175,6 +175,12 @@ class Logged(NamedTuple):
   emitted: range       # replay keys (add_count values) created while accumulating this step
 
 
+def _transition(step):
+  """A ``Logged`` step back as the TransitionElement the buffer got (own arrays)."""
+  return elements.TransitionElement(step.obs, step.action, step.reward,
+                                    np.array([float(step.done)]), np.array([float(step.end)]))
+
+
 @dataclasses.dataclass
 class Run:
   runner: Any
@@ -318,7 +324,9 @@ def reference_elements(log, n=N, gamma=GAMMA, stack_size=STACK):
   state = frames k-s+1..k (zeros before the segment start); if step k+n is in the segment the
   element is not terminal, its return is sum_{i<n} gamma^i r_{k+i} and next_state = frames of
   step k+n; otherwise, if the segment terminated, it is terminal with the return up to the
-  terminal step inclusive; otherwise (truncated, or still open) there is no element.
+  terminal step inclusive; otherwise (truncated, or still open) there is no element. So a
+  truncated segment loses its last n steps (their bootstrap frame was replaced by the reset
+  frame), an open one keeps its last n pending.
   """
   expected = []
   for indices, how in split_segments(log):
@@ -356,7 +364,11 @@ def assert_memory_matches(memory, expected):
 # ---------------------------------------------------------------------------- fixed pipeline
 @pytest.mark.parametrize('scenario', sorted(SCENARIOS))
 def test_fixed_pipeline_matches_reference(fake_run, scenario):
-  """DrQAgent (fixed accumulator) in the real runner stores exactly the reference elements."""
+  """DrQAgent (fixed accumulator) in the real runner stores exactly the reference elements.
+
+  Also checks the logged stream against the env's own record, that each stored state is the
+  stack the agent acted on, that every terminal step's own transition is stored, and when
+  each element is added (two training chunks, resumed as Atari100kRunner does)."""
   run = fake_run('drq', scenario)
   log = run.log
 
@@ -483,11 +495,6 @@ def test_stock_dopamine_runner_aliasing_shifts_rewards(fake_run):
   assert checked >= 100
 
 
-def _transition(step):
-  return elements.TransitionElement(step.obs, step.action, step.reward,
-                                    np.array([float(step.done)]), np.array([float(step.end)]))
-
-
 def test_stock_dopamine_accumulator_mishandles_terminals(fake_run):
   """Stock ``TransitionAccumulator``, fed *copies* of the runner's stream (no aliasing).
 
@@ -499,12 +506,11 @@ def test_stock_dopamine_accumulator_mishandles_terminals(fake_run):
   * never emits the terminal step's own transition (o_T, a_T, r_T);
   so a segment of L steps gives L + 2 elements instead of L.
   """
-  run = fake_run('drq', 'lives')  # the stream is the same; drq also gives the reference
+  run = fake_run('stock', 'lives')  # only its logged stream (copied at call time) is used
   log = run.log
   stock = accumulator.TransitionAccumulator(stack_size=STACK, update_horizon=N, gamma=GAMMA)
   per_step = [list(stock.accumulate(_transition(step))) for step in log]
   expected = reference_elements(log)
-  assert_memory_matches(run.memory, expected)
 
   terminated = [s for s, how in split_segments(log) if how == 'terminal']
   assert len(terminated) >= 10 and all(len(s) == 9 for s in terminated)
@@ -658,7 +664,10 @@ def test_unit_terminal_after_more_than_n_plus_stack_steps():
 def test_unit_truncation_drops_steps_without_bootstrap_frame():
   """``episode_end`` without terminal after 8 steps: steps 0..4 stored (k + n <= 7), steps
   5, 6, 7 (the last n) are dropped: the frame after step 7 was replaced by the reset frame, so
-  step 5 has no o_{5+n}; no element is terminal; the next segment starts from zeros."""
+  step 5 has no o_{5+n}; no element is terminal; the next segment starts from zeros.
+
+  (agents/replay.py's docstring says "the last n-1 steps ... are dropped"; the code drops the
+  last n, which is what it must do, and what Dopamine's accumulator does too.)"""
   first = make_steps(8, truncated=True)
   second = make_steps(4, terminal=True, first_frame=20)
   emitted = feed(new_acc(), first + second)
