@@ -40,11 +40,18 @@ PACKAGES = ('dopamine-rl', 'jax', 'jaxlib', 'flax', 'optax', 'gin-config', 'ale-
             'gymnasium', 'numpy', 'tensorflow')
 
 
-def write_atomically(path: str, data: bytes) -> None:
-  """Writes ``data`` to ``path`` through a temporary file and ``os.replace``."""
+def write_atomically(path: str, data) -> None:
+  """Writes ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
+
+  The content goes to a temporary file in the same folder, is synced, then renamed over
+  ``path``: a reader sees the old file or the new one, never a partial one.
+  """
   tmp = f'{path}.tmp-{os.getpid()}'
   with open(tmp, 'wb') as f:
-    f.write(data)
+    if callable(data):
+      data(f)
+    else:
+      f.write(data)
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
@@ -138,7 +145,8 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
         'wall_time': wall_time,
         'agent': jax.device_get(self._agent.checkpoint_state()),
     }
-    write_atomically(self.checkpoint_path, pickle.dumps(payload, protocol=4))
+    # Streamed: the replay buffer makes this file large (about 3 GB at 100k steps).
+    write_atomically(self.checkpoint_path, lambda f: pickle.dump(payload, f, protocol=4))
 
   def _load_checkpoint(self):
     if not os.path.exists(self.checkpoint_path):

@@ -1,0 +1,63 @@
+"""Human normalization of Atari-100k scores with the 26-game random/human table.
+
+The table is package data (``analysis/data/human_random.csv``, columns ``game,random,human``);
+the normalized score of a raw game score is ``(score - random) / (human - random)``: 0 is the
+random agent, 1 the human reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import os
+
+import numpy as np
+
+from analysis import DATA_DIR, AnalysisError
+
+HUMAN_RANDOM_CSV = os.path.join(DATA_DIR, 'human_random.csv')
+
+
+@functools.lru_cache(maxsize=None)
+def load_table(path: str = HUMAN_RANDOM_CSV) -> dict[str, tuple[float, float]]:
+  """Returns ``{game: (random, human)}`` in the file's (alphabetical) order."""
+  with open(path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  return {row['game']: (float(row['random']), float(row['human'])) for row in rows}
+
+
+def games() -> tuple[str, ...]:
+  """The 26 Atari-100k games, canonical CamelCase names, alphabetical."""
+  return tuple(load_table())
+
+
+def check_game(game, source: str) -> str:
+  """Returns ``game`` if it is one of the 26 games, else raises ``AnalysisError``.
+
+  Args:
+    game: the name found in the input.
+    source: where it was found (a file path), named in the error.
+  """
+  if isinstance(game, str) and game in load_table():
+    return game
+  close = difflib.get_close_matches(str(game), games(), n=1)
+  hint = f' Did you mean {close[0]!r}?' if close else ''
+  raise AnalysisError(
+      f'{source}: unknown game {game!r}.{hint} Game names must be one of the 26 Atari-100k '
+      f'games, spelled exactly: {", ".join(games())}.')
+
+
+def normalize(score, game: str):
+  """Human-normalized score(s) of raw ``score`` (a float or an array) on ``game``."""
+  random_score, human_score = load_table()[game]
+  return (np.asarray(score, dtype=np.float64) - random_score) / (human_score - random_score)
+
+
+def normalize_columns(matrix: np.ndarray, game_names) -> np.ndarray:
+  """Normalizes a runs x games matrix of raw scores, column ``j`` being ``game_names[j]``."""
+  matrix = np.asarray(matrix, dtype=np.float64)
+  table = load_table()
+  random_scores = np.array([table[g][0] for g in game_names])
+  human_scores = np.array([table[g][1] for g in game_names])
+  return (matrix - random_scores) / (human_scores - random_scores)

@@ -1,0 +1,323 @@
+"""Tests of ``analysis/``: human normalization, the four aggregates and their intervals against
+rliable's own functions, the table over synthetic run folders, bad input, and the plots."""
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from rliable import library as rly
+from rliable import metrics as rly_metrics
+
+from analysis import aggregate, loading, metrics, normalization
+
+RLIABLE_AGGREGATES = (rly_metrics.aggregate_iqm, rly_metrics.aggregate_median,
+                      rly_metrics.aggregate_mean, rly_metrics.aggregate_optimality_gap)
+FAST = ['--reps', '200', '--curve_reps', '50', '--jobs', '1']
+
+
+def rliable_statistic(scores):
+  return np.array([f(scores) for f in RLIABLE_AGGREGATES])
+
+
+def published_matrix(name):
+  """Normalized runs x games matrix of a shipped baseline, computed here without ``loading``."""
+  with open(os.path.join(loading.PUBLISHED_DIR, f'{name}.json')) as f:
+    raw = json.load(f)
+  with open(normalization.HUMAN_RANDOM_CSV) as f:
+    table = {r['game']: (float(r['random']), float(r['human'])) for r in csv.DictReader(f)}
+  matrix = np.array([[(s - table[g][0]) / (table[g][1] - table[g][0]) for s in raw[g]]
+                     for g in table]).T
+  # C order, like the package's matrices: numpy's sums over an axis follow the memory layout,
+  # so rliable's median and mean of a Fortran-ordered copy can differ in the last bit.
+  return np.ascontiguousarray(matrix)
+
+
+def write_result(root, agent, game, seed, score, **extra):
+  folder = os.path.join(root, agent, game, f'seed_{seed}')
+  os.makedirs(folder, exist_ok=True)
+  result = {'agent': agent, 'game': game, 'seed': seed, 'env_steps': 100_000,
+            'gradient_steps': 98_400, 'eval_returns': [score], 'score': score, **extra}
+  with open(os.path.join(folder, 'result.json'), 'w') as f:
+    json.dump(result, f)
+  return os.path.join(folder, 'result.json')
+
+
+def make_runs(root, games=('Pong', 'Breakout', 'Boxing'), seeds=None):
+  """alpha: 3 seeds on each game; beta: 2 seeds on Pong, 3 elsewhere (unequal)."""
+  rng = np.random.default_rng(0)
+  seeds = seeds or {'alpha': {g: 3 for g in games},
+                    'beta': {g: (2 if g == 'Pong' else 3) for g in games}}
+  for agent, per_game in seeds.items():
+    for game in games:
+      random_score, human_score = normalization.load_table()[game]
+      for seed in range(per_game[game]):
+        score = random_score + rng.uniform(-0.1, 1.5) * (human_score - random_score)
+        write_result(root, agent, game, seed, float(score))
+  return root
+
+
+def run_main(argv, capsys):
+  code = aggregate.main(argv)
+  out, err = capsys.readouterr()
+  assert 'Traceback' not in err
+  return code, out, err
+
+
+# ------------------------------------------------------------------ normalization
+def test_normalization_of_known_values():
+  assert normalization.normalize(-20.7, 'Pong') == 0.0
+  assert normalization.normalize(14.6, 'Pong') == 1.0
+  assert normalization.normalize(227.8, 'Alien') == 0.0
+  assert normalization.normalize(7127.7, 'Alien') == 1.0
+  np.testing.assert_array_equal(
+      normalization.normalize_columns([[-20.7, 227.8], [14.6, 7127.7]], ['Pong', 'Alien']),
+      [[0.0, 0.0], [1.0, 1.0]])
+  assert len(normalization.games()) == 26 and normalization.games()[-1] == 'UpNDown'
+
+
+# ------------------------------------------------------------------ metrics against rliable
+@pytest.mark.parametrize('name, published_iqm', [('DrQ_eps', 0.280), ('SPR', 0.337)])
+def test_published_point_estimates_equal_rliable(name, published_iqm):
+  matrices, games = loading.build_matrices([loading.load_baseline(name)])
+  assert games == list(normalization.games()) and matrices[0].scores.shape == (100, 26)
+  expected_matrix = published_matrix(name)
+  np.testing.assert_array_equal(matrices[0].scores, expected_matrix)
+  estimates = metrics.aggregate_estimates(name, matrices[0].scores, reps=50)
+  for value, rliable_function in zip(estimates.point, RLIABLE_AGGREGATES):
+    assert value == rliable_function(expected_matrix)
+  assert round(estimates.point[0], 3) == published_iqm
+  assert estimates.point[0] == rly_metrics.aggregate_iqm(expected_matrix)
+
+
+@pytest.mark.parametrize('name', ['DrQ_eps', 'SPR'])
+def test_interval_bounds_equal_rliable_for_the_same_seed(name):
+  scores = published_matrix(name)
+  np.random.seed(7)
+  expected_point, expected = rly.get_interval_estimates({name: scores}, rliable_statistic,
+                                                        reps=300)
+  for reference in (False, True):
+    estimates = metrics.aggregate_estimates(name, scores, reps=300, seed=7, reference=reference)
+    np.testing.assert_array_equal(estimates.low, expected[name][0])
+    np.testing.assert_array_equal(estimates.high, expected[name][1])
+    np.testing.assert_array_equal(estimates.point, expected_point[name])
+  assert np.all(estimates.low <= estimates.point) and np.all(estimates.point <= estimates.high)
+  other_seed = metrics.aggregate_estimates(name, scores, reps=300, seed=8)
+  assert not np.array_equal(other_seed.low, estimates.low)
+
+
+def test_fast_statistics_equal_rliable_bit_for_bit():
+  rng = np.random.default_rng(1)
+  for shape in [(100, 26), (3, 3), (2, 5), (1, 1), (7, 1), (5, 26), (4, 25)]:
+    for _ in range(20):
+      x = rng.standard_normal(shape) * rng.uniform(0.1, 5)
+      y = rng.standard_normal((shape[0] + 1, shape[1]))
+      if rng.random() < 0.5:  # ties
+        x, y = np.round(x, 1), np.round(y, 1)
+      if rng.random() < 0.3:  # another memory layout
+        x = np.asfortranarray(x)
+      np.testing.assert_array_equal(metrics.fast_aggregates(x), rliable_statistic(x))
+      assert metrics.fast_probability_of_improvement(x, y) == \
+          rly_metrics.probability_of_improvement(x, y)
+      assert metrics.fast_probability_of_improvement(x, x) == 0.5
+      taus = np.linspace(-1, 2, 13)
+      np.testing.assert_array_equal(metrics.score_distribution(x, taus),
+                                    rly.score_distributions(x, taus))
+  drq, spr = published_matrix('DrQ_eps'), published_matrix('SPR')
+  assert metrics.fast_probability_of_improvement(spr, drq) == \
+      rly_metrics.probability_of_improvement(spr, drq)
+
+
+def test_probability_of_improvement_and_profiles_equal_rliable():
+  drq, spr = published_matrix('DrQ_eps')[:20], published_matrix('SPR')[:30]
+  improvement = metrics.probability_of_improvement('SPR', spr, 'DrQ_eps', drq, reps=40, seed=3)
+  np.random.seed(3)
+  point, interval = rly.get_interval_estimates({'pair': (spr, drq)},
+                                               rly_metrics.probability_of_improvement, reps=40)
+  assert improvement.point == point['pair']
+  assert (improvement.low, improvement.high) == tuple(np.ravel(interval['pair']))
+  assert 0.5 < improvement.low < improvement.point < improvement.high < 1
+
+  taus = np.linspace(0, 3, 31)
+  profile = metrics.performance_profile('SPR', spr, taus, reps=60, seed=4)
+  np.random.seed(4)
+  fractions, cis = rly.create_performance_profile({'SPR': spr}, taus, reps=60)
+  np.testing.assert_array_equal(profile.fraction, fractions['SPR'])
+  np.testing.assert_array_equal(profile.low, cis['SPR'][0])
+  np.testing.assert_array_equal(profile.high, cis['SPR'][1])
+
+
+def test_results_do_not_depend_on_processes_or_other_agents():
+  scores = {'DrQ_eps': published_matrix('DrQ_eps')[:30], 'SPR': published_matrix('SPR')[:30]}
+  taus = metrics.profile_taus(list(scores.values()))  # the profiles' common x axis
+  both = metrics.compute_all(scores, reps=100, curve_reps=20, compare=('SPR', 'DrQ_eps'), jobs=2,
+                             taus=taus)
+  alone = metrics.compute_all({'SPR': scores['SPR']}, reps=100, curve_reps=20, jobs=1,
+                              taus=taus)
+  np.testing.assert_array_equal(both.estimates['SPR'].low, alone.estimates['SPR'].low)
+  np.testing.assert_array_equal(both.profiles['SPR'].high, alone.profiles['SPR'].high)
+  assert both.improvement.x == 'SPR' and alone.improvement is None
+
+
+# ------------------------------------------------------------------ the table over run folders
+def test_table_over_synthetic_runs(tmp_path, capsys):
+  runs = make_runs(str(tmp_path / 'runs'))
+  os.makedirs(os.path.join(runs, 'alpha', 'Pong', 'seed_9', 'checkpoints'))  # unfinished
+  old = write_result(runs, 'alpha', 'Pong', 0, 1e6)  # superseded by --force: not counted
+  os.rename(os.path.dirname(old), os.path.dirname(old) + '.old-20240101-000000')
+  make_runs(runs, seeds={'alpha': {g: 1 for g in ('Pong', 'Breakout', 'Boxing')}})  # seed_0 back
+  code, out, err = run_main([runs] + FAST, capsys)
+  assert code == 0, err
+
+  agents, summary = loading.load_runs(runs)
+  assert [a.name for a in agents] == ['alpha', 'beta'] and summary.finished == 17
+  assert len(summary.unfinished) == 1 and summary.superseded == 1
+  matrices, games = loading.build_matrices(agents)
+  assert games == ['Boxing', 'Breakout', 'Pong']  # canonical (alphabetical) order
+  alpha, beta = matrices
+  assert alpha.scores.shape == (3, 3) and beta.scores.shape == (2, 3)
+  # beta keeps its two lowest seeds on every game
+  raw_beta_boxing = [s for seed, s in agents[1].scores['Boxing'] if seed < 2]
+  np.testing.assert_array_equal(beta.scores[:, 0], normalization.normalize(raw_beta_boxing,
+                                                                           'Boxing'))
+  lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(('alpha',
+                                                                                 'beta'))}
+  for matrix in matrices:
+    iqm = rly_metrics.aggregate_iqm(matrix.scores)
+    assert f'{iqm:.3f} [' in lines[matrix.name]
+  assert lines['alpha'].split()[-1] == '3' and lines['alpha'].split()[-2] == '3'
+  assert lines['beta'].rstrip().endswith('2-3 (2 used)') and lines['beta'].split()[-4] == '3'
+  assert 'beta: unequal seed counts per game (2-3)' in out
+  assert 'lowest-numbered seeds' in out and '2 run(s) are left out' in out
+  assert '1 unfinished run(s)' in out and 'alpha/Pong/seed_9' in out
+  assert '1 superseded run folder(s)' in out
+  assert 'P(alpha > beta)' in out
+
+  out_dir = os.path.join(runs, 'analysis')
+  with open(os.path.join(out_dir, 'results.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert [r['agent'] for r in rows] == ['alpha', 'beta']
+  assert float(rows[0]['iqm']) == rly_metrics.aggregate_iqm(alpha.scores)
+  assert (rows[1]['runs_min'], rows[1]['runs_max'], rows[1]['runs_used']) == ('2', '3', '2')
+  assert float(rows[1]['iqm_low']) <= float(rows[1]['iqm']) <= float(rows[1]['iqm_high'])
+  with open(os.path.join(out_dir, 'results.md')) as f:
+    markdown = f.read()
+  assert markdown.startswith('| Agent | Source | IQM |') and '2-3 (2 used)' in markdown
+  assert sorted(os.listdir(out_dir)) == sorted(
+      ['results.txt', 'results.md', 'results.csv', 'per_game_scores.csv'] +
+      [f'{s}.{e}' for s in ('interval_estimates', 'performance_profiles', 'per_game_scores',
+                            'probability_of_improvement') for e in ('png', 'pdf')])
+
+  # the same folder again: the outputs inside RUNS_DIR do not disturb the loading
+  assert run_main([runs, '--no-plots'] + FAST, capsys)[0] == 0
+
+
+def test_plots_are_written_as_png_and_pdf(tmp_path, capsys):
+  score_file = tmp_path / 'mine.json'
+  drq = json.load(open(os.path.join(loading.PUBLISHED_DIR, 'DrQ_eps.json')))
+  score_file.write_text(json.dumps({g: [v * 1.1 for v in runs[:5]] for g, runs in drq.items()}))
+  out_dir = tmp_path / 'out'
+  code, out, err = run_main(['--baselines', 'DrQ_eps', 'SPR', '--score_files', str(score_file),
+                             '--compare', 'mine', 'DrQ_eps', '--out', str(out_dir)] + FAST,
+                            capsys)
+  assert code == 0, err
+  assert 'P(mine > DrQ_eps)' in out and 'score file' in out
+  for stem in ('interval_estimates', 'performance_profiles', 'per_game_scores',
+               'probability_of_improvement'):
+    png, pdf = out_dir / f'{stem}.png', out_dir / f'{stem}.pdf'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 5000
+    assert pdf.read_bytes()[:5] == b'%PDF-' and pdf.stat().st_size > 2000
+  assert not [p for p in os.listdir(out_dir) if '.tmp-' in p]  # atomic writes leave nothing
+
+
+def test_baselines_only_default_output_folder(tmp_path, capsys, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  code, out, err = run_main(['--baselines', 'DrQ_eps', '--no-plots'] + FAST, capsys)
+  assert code == 0, err
+  assert out.splitlines()[2].startswith('DrQ_eps')
+  assert os.path.isfile(tmp_path / aggregate.DEFAULT_OUT_WITHOUT_RUNS / 'results.csv')
+
+
+# ------------------------------------------------------------------ bad input
+def test_missing_game_fails_and_common_games_aggregates(tmp_path, capsys):
+  runs = make_runs(str(tmp_path / 'runs'), seeds={
+      'alpha': {'Pong': 2, 'Breakout': 2, 'Boxing': 2}, 'beta': {'Pong': 2, 'Breakout': 2,
+                                                                 'Boxing': 0}})
+  code, out, err = run_main([runs] + FAST, capsys)
+  assert code == 2 and out == ''
+  assert 'beta lacks Boxing (has 2 of the 3)' in err and '--common-games' in err
+  code, out, err = run_main([runs, '--common-games'] + FAST, capsys)
+  assert code == 0, err
+  assert '--common-games: aggregated over the 2 games all agents have (Breakout, Pong)' in out
+
+  code, _, err = run_main([runs, '--baselines', 'SPR'] + FAST, capsys)
+  assert code == 2 and 'alpha lacks Alien, Amidar' in err and 'has 3 of the 26' in err
+
+
+@pytest.mark.parametrize('score, expected', [
+    (float('nan'), 'the score is nan, not a finite number'),
+    ('12.5', "the score is '12.5' (str), not a number"),
+    (None, 'the score is None (NoneType), not a number'),
+])
+def test_bad_scores_name_the_file(tmp_path, capsys, score, expected):
+  runs = make_runs(str(tmp_path / 'runs'))
+  bad = write_result(runs, 'beta', 'Boxing', 1, score)
+  code, out, err = run_main([runs] + FAST, capsys)
+  assert code == 2 and out == ''
+  assert err.startswith(f'error: {bad}: {expected}')
+
+
+def test_unknown_game_names_the_file_and_lists_the_games(tmp_path, capsys):
+  runs = make_runs(str(tmp_path / 'runs'))
+  bad = write_result(runs, 'beta', 'Pongg', 0, 3.0)
+  code, _, err = run_main([runs] + FAST, capsys)
+  assert code == 2
+  assert f"{bad}: unknown game 'Pongg'. Did you mean 'Pong'?" in err
+  assert all(game in err for game in normalization.games())
+
+  score_file = tmp_path / 'other.json'
+  score_file.write_text(json.dumps({'Pong': [1.0], 'Space Invaders': [3.0]}))
+  code, _, err = run_main(['--score_files', str(score_file)] + FAST, capsys)
+  assert code == 2 and f"{score_file}: unknown game 'Space Invaders'" in err
+
+
+def test_empty_folder_and_unfinished_runs_only(tmp_path, capsys):
+  code, _, err = run_main([str(tmp_path)] + FAST, capsys)
+  assert code == 2 and 'No result.json under' in err and 'no finished run' in err
+  os.makedirs(tmp_path / 'drq' / 'Pong' / 'seed_0')
+  code, _, err = run_main([str(tmp_path)] + FAST, capsys)
+  assert code == 2 and '1 run folder(s) without result.json (unfinished runs)' in err
+  code, _, err = run_main([str(tmp_path / 'nowhere')] + FAST, capsys)
+  assert code == 2 and 'does not exist' in err
+
+
+def test_unknown_baseline_and_other_argument_errors(tmp_path, capsys):
+  code, _, err = run_main(['--baselines', 'drq_eps'] + FAST, capsys)
+  assert code == 2 and "Unknown baseline 'drq_eps'. Did you mean 'DrQ_eps'?" in err
+  assert ', '.join(loading.available_baselines()) in err
+  code, _, err = run_main(FAST, capsys)
+  assert code == 2 and 'Nothing to analyze' in err
+  code, _, err = run_main(['--baselines', 'SPR', 'DER', '--compare', 'SPR', 'BBF'] + FAST,
+                          capsys)
+  assert code == 2 and "no agent named 'BBF'" in err
+  code, _, err = run_main(['--baselines', 'SPR', '--reps', '0'], capsys)
+  assert code == 2 and '--reps must be a positive' in err
+  runs = make_runs(str(tmp_path / 'runs'), seeds={'SPR': {'Pong': 1, 'Breakout': 1,
+                                                          'Boxing': 1}})
+  code, _, err = run_main([runs, '--baselines', 'SPR'] + FAST, capsys)
+  assert code == 2 and 'same agent name (SPR)' in err
+  with pytest.raises(SystemExit) as exit_info:
+    aggregate.main(['--help'])
+  assert exit_info.value.code == 0
+  assert '--common-games' in capsys.readouterr().out
+
+
+def test_unequal_published_run_counts_across_agents(capsys, tmp_path):
+  """SimPLe has 5 runs per game, SPR 100: each agent is bootstrapped over its own runs."""
+  code, out, err = run_main(['--baselines', 'SPR', 'SimPLe', '--no-plots', '--out',
+                             str(tmp_path)] + FAST, capsys)
+  assert code == 0, err
+  assert out.splitlines()[3].split()[-1] == '5'
+  assert not math.isnan(float(out.splitlines()[3].split()[2]))
