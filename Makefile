@@ -1,5 +1,6 @@
 # Hare & Tortoise agent suite. Every target installs what it needs into .venv first.
 #   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
+#   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make test | make bench | make install
 
 PY ?= python3
@@ -16,11 +17,13 @@ RUNS ?= runs
 STEPS ?=
 GIN ?=
 FORCE ?=
+BASELINES ?=
+ARGS ?=
 
-.PHONY: install atari test bench clean-venv help
+.PHONY: install atari analyze test bench clean-venv help
 
 help:
-	@sed -n '1,4p' Makefile
+	@sed -n '1,5p' Makefile
 
 $(STAMP): requirements.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -35,6 +38,9 @@ atari: $(STAMP)
 	$(PYTHON) -m atari100k.run --agent '$(AGENT)' --game '$(GAME)' --seed '$(SEED)' \
 	  --base_dir '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') \
 	  $(if $(GIN),--gin_bindings '$(GIN)') $(if $(FORCE),--force)
+
+analyze: $(STAMP)
+	$(PYTHON) -m analysis.aggregate '$(RUNS)' $(if $(strip $(BASELINES)),--baselines $(BASELINES)) $(ARGS)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q tests

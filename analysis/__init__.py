@@ -13,8 +13,10 @@ Modules, in the order the data flows:
   (PNG and PDF, matplotlib's Agg backend).
 * ``aggregate``: the command line, ``python -m analysis.aggregate RUNS_DIR [options]``.
 
-Package data (``analysis/data/``) is found relative to this file, so the package works from any
-working directory.
+Package data (``analysis/data/``: the human/random table and published score files) is found
+relative to this file, so the package works from any working directory. ``analysis/examples/``
+holds the figures and table that the default command gives for the published DrQ_eps, SPR, DER
+and OTRainbow scores (shown in the README).
 """
 
 import os

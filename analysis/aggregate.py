@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
       epilog=(
           'published baselines (--baselines): ' + ', '.join(loading.available_baselines()) +
           '\n\n'
+          'outputs (in --out): results.txt/.md/.csv (the table), per_game_scores.csv, and as PNG\n'
+          'and PDF: interval_estimates, performance_profiles, per_game_scores,\n'
+          'probability_of_improvement.\n\n'
           'Unequal seed counts: rliable needs a runs x games matrix, so an agent with different\n'
           'numbers of runs on different games is aggregated over its n lowest-numbered seeds of\n'
           'every game (n = its smallest count); the table says so ("3-5 (3 used)").\n'
@@ -48,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--score_files', '--score-files', nargs='+', default=[], metavar='FILE',
                       help='JSON score files {"Game": [raw score per run, ...]}; the agent is '
                            'named after the file stem')
-  parser.add_argument('--reps', type=int, default=metrics.DEFAULT_REPS,
-                      help='bootstrap replicates for the four aggregates (default %(default)s)')
+  parser.add_argument('--reps', type=int, default=metrics.DEFAULT_REPS, metavar='N',
+                      help='bootstrap replicates for the four aggregates (default %(default)s, '
+                           'rliable\'s; 4 agents x 100 runs x 26 games take about 45 s on 2 '
+                           'busy cores)')
   parser.add_argument('--curve_reps', '--curve-reps', type=int,
                       default=metrics.DEFAULT_CURVE_REPS, metavar='N',
                       help='bootstrap replicates for performance profiles and probability of '
@@ -57,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--out', metavar='DIR',
                       help='output folder (default RUNS_DIR/analysis, or '
                            f'./{DEFAULT_OUT_WITHOUT_RUNS} without RUNS_DIR)')
-  parser.add_argument('--seed', type=int, default=0,
+  parser.add_argument('--seed', type=int, default=0, metavar='S',
                       help='seeds numpy\'s global RNG before each bootstrap, for repeatable '
                            'intervals (default %(default)s)')
   parser.add_argument('--common-games', '--common_games', action='store_true',
@@ -68,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help='agents for the probability of improvement P(X > Y) (default: the '
                            'first two agents: run agents sorted by name, then --baselines, then '
                            '--score_files, in the order given)')
-  parser.add_argument('--jobs', type=int, default=None,
+  parser.add_argument('--jobs', type=int, default=None, metavar='N',
                       help='processes for the bootstraps (default: the number of CPUs)')
   parser.add_argument('--reference-statistics', '--reference_statistics', action='store_true',
                       dest='reference',

@@ -255,6 +255,15 @@ def load_baseline(name: str) -> AgentScores:
   return load_score_file(os.path.join(PUBLISHED_DIR, f'{name}.json'), name, 'published')
 
 
+def _describe_missing(agent: AgentScores, union: list[str]) -> str:
+  """'beta lacks Boxing (has 2 of the 3)', or 'drq has only Pong, Boxing (2 of the 26 games)'."""
+  has = [g for g in union if g in agent.scores]
+  missing = [g for g in union if g not in agent.scores]
+  if len(missing) > len(has):
+    return f'{agent.name} has only {", ".join(has)} ({len(has)} of the {len(union)} games)'
+  return f'{agent.name} lacks {", ".join(missing)} (has {len(has)} of the {len(union)})'
+
+
 def build_matrices(agents: list[AgentScores], common_games: bool = False
                    ) -> tuple[list[AgentMatrix], list[str]]:
   """Normalized runs x games matrices over the games every agent has.
@@ -283,10 +292,7 @@ def build_matrices(agents: list[AgentScores], common_games: bool = False
   union = [g for g in order if any(g in a.scores for a in agents)]
   common = [g for g in union if all(g in a.scores for a in agents)]
   if len(common) < len(union):
-    lacking = '; '.join(
-        f'{a.name} lacks {", ".join(g for g in union if g not in a.scores)} '
-        f'(has {len(a.scores)} of the {len(union)})'
-        for a in agents if len(a.scores) < len(union))
+    lacking = '; '.join(_describe_missing(a, union) for a in agents if len(a.scores) < len(union))
     if not common:
       raise AnalysisError(f'No game is common to all agents ({lacking}), so they cannot be '
                           'compared. Analyze them separately, or add the missing runs.')
@@ -294,7 +300,8 @@ def build_matrices(agents: list[AgentScores], common_games: bool = False
       raise AnalysisError(
           f'Not every agent has every game: {lacking}. Aggregates are only comparable over the '
           f'same games: pass --common-games to aggregate over the {len(common)} '
-          f'game{"s" if len(common) > 1 else ""} all agents have ({", ".join(common)}), or add the missing runs.')
+          f'game{"s" if len(common) > 1 else ""} all agents have ({", ".join(common)}), or add '
+          'the missing runs.')
   matrices = []
   for agent in agents:
     counts = {g: len(agent.scores[g]) for g in common}
