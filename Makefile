@@ -1,6 +1,7 @@
 # Hare & Tortoise agent suite. Every target installs what it needs into .venv first.
 #   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
+#   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
 #   make test | make bench | make install
 
 PY ?= python3
@@ -19,11 +20,15 @@ GIN ?=
 FORCE ?=
 BASELINES ?=
 ARGS ?=
+AGENTS ?= drq
+GAMES ?= all
+SEEDS ?= 5
+CPUS ?=
 
-.PHONY: install atari analyze test bench clean-venv help
+.PHONY: install atari analyze sweep test bench clean-venv help
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 $(STAMP): requirements.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -41,6 +46,11 @@ atari: $(STAMP)
 
 analyze: $(STAMP)
 	$(PYTHON) -m analysis.aggregate '$(RUNS)' $(if $(strip $(BASELINES)),--baselines $(BASELINES)) $(ARGS)
+
+sweep: $(STAMP)
+	$(PYTHON) -m atari100k.sweep --agents $(AGENTS) --games $(GAMES) --seeds '$(SEEDS)' \
+	  --runs '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') $(if $(GIN),--gin '$(GIN)') \
+	  $(if $(CPUS),--cpus '$(CPUS)') $(ARGS)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q tests
