@@ -439,6 +439,21 @@ def test_stock_dopamine_runner_aliasing_zeroes_terminal_flags(fake_run):
   assert sum(bool(np.any(e.is_terminal)) for e in from_copies) >= 10
 
 
+def ordinary_steps(log, first_k):
+  """(j, k, key) for each logged step j that is neither terminal nor an episode end, has a
+  successor, and completes the element of step k = j - n (k >= first_k, same segment); key is
+  the replay key of the one element the stock pipeline emitted at step j."""
+  segment_of = {i: n for n, (indices, _) in enumerate(split_segments(log)) for i in indices}
+  for j, step in enumerate(log):
+    k = j - N
+    if step.done or step.end or k < first_k or j + 1 >= len(log):
+      continue
+    if segment_of[k] != segment_of[j]:
+      continue
+    (key,) = step.emitted  # one element per ordinary step
+    yield j, k, key
+
+
 def test_stock_dopamine_runner_aliasing_stores_later_frames(fake_run):
   """Stock pipeline: stored states hold frames from *later* steps.
 
@@ -452,13 +467,8 @@ def test_stock_dopamine_runner_aliasing_stores_later_frames(fake_run):
   run = fake_run('stock', 'lives')
   log = run.log
   acted = {tuple(frame_ids(s)) for s in run.acting_states}
-  segment_of = {i: n for n, (indices, _) in enumerate(split_segments(log)) for i in indices}
   checked = 0
-  for j, step in enumerate(log):
-    k = j - N
-    if step.done or step.end or k < 1 or j + 1 >= len(log) or segment_of[k] != segment_of[j]:
-      continue
-    (key,) = step.emitted  # one element per ordinary step
+  for j, k, key in ordinary_steps(log, first_k=1):
     ids = frame_ids(run.memory[key].state)
     assert ids[-1] == fid(log[j + 1].obs), (j, ids)
     assert ids[-1] != fid(log[k].obs)
@@ -480,13 +490,8 @@ def test_stock_dopamine_runner_aliasing_shifts_rewards(fake_run):
   """
   run = fake_run('stock', 'lives')
   log = run.log
-  segment_of = {i: n for n, (indices, _) in enumerate(split_segments(log)) for i in indices}
   checked = 0
-  for j, step in enumerate(log):
-    k = j - N
-    if step.done or step.end or k < 0 or j + 1 >= len(log) or segment_of[k] != segment_of[j]:
-      continue
-    (key,) = step.emitted
+  for j, k, key in ordinary_steps(log, first_k=0):
     right = sum(GAMMA ** i * float(log[k + i].reward.item()) for i in range(N))
     shifted = sum(GAMMA ** i * float(log[k + 1 + i].reward.item()) for i in range(N))
     assert abs(right - shifted) > 0.4
