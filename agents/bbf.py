@@ -1,0 +1,403 @@
+"""BBF (Schwarzer et al. 2023) with Hare & Tortoise, S&P, resets and SPR as gin toggles.
+
+``BBFAgent`` subclasses Dopamine's ``JaxDQNAgent``, as the public BBF code does, and keeps
+Dopamine's exploration settings (``JaxDQNAgent.gamma``, ``epsilon_*``, ``min_replay_history``,
+``epsilon_fn``). Its pieces:
+
+* network       ``agents.bbf_networks.BBFNetwork`` (Impala encoder x ``width_scale``,
+                ``hidden_dim`` projection, dueling C51 head, SPR transition model and predictor);
+* update        ``agents.bbf_learning.train_groups``: ``batches_to_group`` gradient steps per
+                jitted call, ``replay_ratio`` gradient steps per environment step, C51 + double
+                DQN from the EMA target (``target_update_tau``), SPR loss x ``spr_weight``
+                (0 turns SSL off and freezes the SPR-only parameters), AdamW without decay on
+                rank-1 parameters, and the Hare & Tortoise reset every ``ht_reset_period``
+                gradient steps;
+* replay        ``agents.subsequence_replay.SubsequenceReplayBuffer``: prioritized, sub-sequences
+                of ``jumps + 1`` steps, n-step returns computed with the current n and gamma;
+* annealing     n-step ``max_update_horizon -> update_horizon`` and gamma
+                ``min_gamma -> JaxDQNAgent.gamma`` over ``cycle_steps`` gradient steps,
+                restarting at every periodic reset;
+* resets        every ``reset_every`` agent steps (none once ``no_resets_after`` would be
+                passed before the next): S&P (``shrink_factor``/``perturb_factor``) on
+                ``shrink_perturb_parts``, re-initialisation of ``reinit_parts``, online and
+                target, optimizer state re-initialised for the reset parameters;
+* acting        epsilon-greedy with the target network (``target_action_selection``).
+
+Counting: ``training_steps`` counts agent (environment) steps, ``gradient_steps`` gradient
+steps; the H&T period counts gradient steps, the periodic reset agent steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Sequence
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import tensorflow as tf
+from dopamine.jax.agents.dqn import dqn_agent
+
+from agents import bbf_learning
+from agents import bbf_networks
+from agents.subsequence_replay import SubsequenceReplayBuffer
+
+
+def _prefixes(parts: Sequence[str]) -> tuple:
+  for part in parts:
+    if part not in bbf_networks.PART_NAMES:
+      raise ValueError(f'Unknown network part {part!r}; the parts are '
+                       f'{", ".join(bbf_networks.PART_NAMES)}.')
+  return tuple(f'params/{part}' for part in parts)
+
+
+def _padded_size(n: int) -> int:
+  """Next power of two: acting on 100, 99, ... evaluation envs compiles 8 shapes, not 100."""
+  return 1 << max(0, (n - 1).bit_length())
+
+
+@gin.configurable
+class BBFAgent(dqn_agent.JaxDQNAgent):
+  """BBF with gin toggles for SPR, resets, S&P and Hare & Tortoise (see module docstring)."""
+
+  def __init__(self,
+               num_actions: int,
+               width_scale: int = 4,
+               stage_widths: Sequence[int] = (16, 32, 32),
+               hidden_dim: int = 2048,
+               num_blocks: int = 2,
+               num_atoms: int = 51,
+               vmax: float = 10.0,
+               dueling: bool = True,
+               double_dqn: bool = True,
+               data_augmentation: bool = True,
+               spr_weight: float = 5.0,
+               jumps: int = 5,
+               batch_size: int = 32,
+               replay_ratio: int = 2,
+               batches_to_group: int = 2,
+               update_horizon: int = 3,
+               max_update_horizon: int = 10,
+               min_gamma: float = 0.97,
+               cycle_steps: int = 10_000,
+               replay_scheme: str = 'prioritized',
+               replay_capacity: int = 200_000,
+               learning_rate: float = 1e-4,
+               adam_eps: float = 1.5e-4,
+               weight_decay: float = 0.1,
+               target_update_tau: float = 0.005,
+               target_action_selection: bool = True,
+               reset_every: int = 20_000,
+               no_resets_after: int = 100_000,
+               shrink_factor: float = 0.5,
+               perturb_factor: float = 0.5,
+               shrink_perturb_parts: Sequence[str] = ('encoder', 'transition_model'),
+               reinit_parts: Sequence[str] = ('projection', 'predictor', 'head'),
+               reset_target: bool = True,
+               reset_optimizer: bool = True,
+               ht_reset_period: int = 0,
+               ht_reset_optimizer: bool = False,
+               summary_writing_frequency: int = 1000,
+               seed: int | None = None,
+               summary_writer=None):
+    """Args (BBF.gin's values are the defaults):
+      num_actions: int, number of actions of the game.
+      width_scale: int, Impala encoder width multiplier (BBF: 4; 1 for a CPU try-out).
+      stage_widths: ints, channels of the three encoder stages before scaling (16, 32, 32).
+      hidden_dim: int, units of the projection / Q hidden layer (2048).
+      num_blocks: int, residual blocks per encoder stage (2).
+      num_atoms, vmax: C51 support, ``num_atoms`` atoms on [-vmax, vmax].
+      dueling, double_dqn: bool, dueling head, double-DQN action selection for targets.
+      data_augmentation: bool, DrQ pad-and-crop + intensity augmentation.
+      spr_weight: float, weight of the SPR loss (5); 0 turns SSL off, freezes the transition
+        model and predictor and leaves them out of every reset.
+      jumps: int, SPR prediction steps (5); replay sub-sequences have jumps + 1 steps.
+      batch_size: int, transitions per gradient step (32).
+      replay_ratio: int, gradient steps per environment step (2; BBF.gin's
+        ``replay_ratio = 64`` counts replayed samples: 64 / 32).
+      batches_to_group: int, gradient steps run in one jitted ``lax.scan`` (2).
+      update_horizon, max_update_horizon: n-step anneals max -> min (10 -> 3).
+      min_gamma: float, gamma anneals min_gamma -> ``JaxDQNAgent.gamma`` (0.97 -> 0.997).
+      cycle_steps: int, gradient steps of the annealing after each reset (10,000).
+      replay_scheme: 'prioritized' or 'uniform'.
+      replay_capacity: int, replay buffer size (200,000).
+      learning_rate, adam_eps, weight_decay: AdamW (1e-4, 1.5e-4, 0.1).
+      target_update_tau: float, EMA rate of the target (Tortoise) per gradient step (0.005).
+      target_action_selection: bool, act with the target network.
+      reset_every: int, agent steps between periodic resets (20,000; 0 = off).
+      no_resets_after: int, a reset happens only if the next one would come by this step.
+      shrink_factor, perturb_factor: S&P factors (0.5, 0.5).
+      shrink_perturb_parts: network parts shrunk and perturbed at a reset.
+      reinit_parts: network parts re-initialised at a reset.
+      reset_target: bool, reset the target network too.
+      reset_optimizer: bool, re-initialise the optimizer state of reset parameters.
+      ht_reset_period: int, gradient steps between Hare & Tortoise resets (0 = off; paper 4000).
+      ht_reset_optimizer: bool, fresh optimizer state at an H&T reset.
+      summary_writing_frequency: int, gradient steps between TensorBoard scalars.
+      seed: int, seeds initialisation, exploration and replay sampling.
+      summary_writer: a TF summary writer or a folder for one (Dopamine's argument).
+    """
+    if replay_ratio < 1 or replay_ratio % batches_to_group:
+      raise ValueError(f'replay_ratio ({replay_ratio}) must be a positive multiple of '
+                       f'batches_to_group ({batches_to_group}).')
+    if not 1 <= update_horizon <= max_update_horizon:
+      raise ValueError(f'Need 1 <= update_horizon ({update_horizon}) <= max_update_horizon '
+                       f'({max_update_horizon}).')
+    if replay_scheme not in ('prioritized', 'uniform'):
+      raise ValueError(f"replay_scheme must be 'prioritized' or 'uniform', got "
+                       f'{replay_scheme!r}.')
+    if not 0.0 < target_update_tau <= 1.0:
+      raise ValueError(f'target_update_tau must be in (0, 1], got {target_update_tau}.')
+    self._spr_weight = float(spr_weight)
+    self._jumps = int(jumps)
+    self._batch_size = int(batch_size)
+    self._replay_ratio = int(replay_ratio)
+    self._batches_to_group = int(batches_to_group)
+    self._min_update_horizon = int(update_horizon)
+    self._max_update_horizon = int(max_update_horizon)
+    self._min_gamma = float(min_gamma)
+    self._cycle_steps = int(cycle_steps)
+    self._bbf_replay_scheme = replay_scheme  # Dopamine's __init__ overwrites _replay_scheme
+    self._replay_capacity = int(replay_capacity)
+    self._num_atoms = int(num_atoms)
+    self._support = jnp.linspace(-float(vmax), float(vmax), self._num_atoms)
+    self._learning_rate = float(learning_rate)
+    self._adam_eps = float(adam_eps)
+    self._weight_decay = float(weight_decay)
+    self._tau = float(target_update_tau)
+    self._target_action_selection = bool(target_action_selection)
+    self._reset_every = int(reset_every)
+    self._no_resets_after = int(no_resets_after)
+    self._shrink = float(shrink_factor)
+    self._perturb = float(perturb_factor)
+    spr_parts = set(bbf_networks.SPR_ONLY_PARTS)
+    keep = (lambda parts: parts) if self._spr_weight > 0 else (
+        lambda parts: [p for p in parts if p not in spr_parts])
+    self._frozen_prefixes = () if self._spr_weight > 0 else bbf_learning.SPR_ONLY_PREFIXES
+    self._sp_prefixes = _prefixes(keep(shrink_perturb_parts))
+    self._reinit_prefixes = _prefixes(keep(reinit_parts))
+    if set(self._sp_prefixes) & set(self._reinit_prefixes):
+      raise ValueError('shrink_perturb_parts and reinit_parts overlap: '
+                       f'{sorted(set(shrink_perturb_parts) & set(reinit_parts))}.')
+    self._reset_target = bool(reset_target)
+    self._reset_optimizer = bool(reset_optimizer)
+    self._ht_reset_period = int(ht_reset_period)
+    self._ht_reset_optimizer = bool(ht_reset_optimizer)
+    self._double_dqn = bool(double_dqn)
+    self._data_augmentation = bool(data_augmentation)
+    self.gradient_steps = 0
+    self.cycle_gradient_steps = 0  # gradient steps since the last periodic reset
+    self.reset_log = []            # (agent step, 'reset') of every periodic reset
+    self.last_metrics = {}
+    network = functools.partial(
+        bbf_networks.BBFNetwork, num_atoms=self._num_atoms, width_scale=int(width_scale),
+        stage_widths=tuple(int(w) for w in stage_widths),
+        hidden_dim=int(hidden_dim), num_blocks=int(num_blocks), dueling=bool(dueling))
+    super().__init__(num_actions=num_actions, network=network,
+                     update_horizon=self._max_update_horizon, seed=seed,
+                     summary_writer=summary_writer,
+                     summary_writing_frequency=summary_writing_frequency)
+    self._grad_step = jnp.zeros((), jnp.int32)
+    self._learner = bbf_learning.LearnerConfig(
+        network=self.network_def, optimizer=self.optimizer, spr_weight=self._spr_weight,
+        double_dqn=self._double_dqn, data_augmentation=self._data_augmentation,
+        ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer)
+
+  # ------------------------------------------------------------------ building
+  def _build_networks_and_optimizer(self):
+    self._rng, rng = jax.random.split(self._rng)
+    self.online_params = bbf_networks.init_params(
+        self.network_def, rng, stack_size=self.stack_size, jumps=self._jumps,
+        frame_shape=self.observation_shape)
+    self.optimizer = bbf_learning.make_optimizer(
+        self._learning_rate, eps=self._adam_eps, weight_decay=self._weight_decay,
+        frozen_prefixes=self._frozen_prefixes)
+    self.optimizer_state = self.optimizer.init(self.online_params)
+    self.target_network_params = jax.tree_util.tree_map(jnp.copy, self.online_params)
+
+  def _build_replay_buffer(self):
+    return SubsequenceReplayBuffer(
+        observation_shape=tuple(self.observation_shape), stack_size=self.stack_size,
+        capacity=self._replay_capacity, subseq_len=self._jumps + 1,
+        max_update_horizon=self._max_update_horizon,
+        prioritized=self._bbf_replay_scheme == 'prioritized', seed=self._seed)
+
+  # ------------------------------------------------------------------ schedules
+  @property
+  def current_update_horizon(self) -> int:
+    return bbf_learning.update_horizon_at(self.cycle_gradient_steps, self._cycle_steps,
+                                          self._max_update_horizon, self._min_update_horizon)
+
+  @property
+  def current_gamma(self) -> float:
+    return bbf_learning.gamma_at(self.cycle_gradient_steps, self._cycle_steps,
+                                 self._min_gamma, self.gamma)
+
+  def reset_due(self, step: int) -> bool:
+    """A periodic reset at agent step ``step``: a positive multiple of ``reset_every``, and
+    the next reset would still come within ``no_resets_after`` (BBF: 20k, 40k, 60k, 80k)."""
+    return (self._reset_every > 0 and step > 0 and step % self._reset_every == 0
+            and step + self._reset_every <= self._no_resets_after)
+
+  # ------------------------------------------------------------------ learning
+  def _train_step(self):
+    if (self._replay.add_count > self.min_replay_history
+        and self._replay.num_sampleable > 0):
+      for _ in range(self._replay_ratio // self._batches_to_group):
+        self._training_step_update()
+    if self.reset_due(self.training_steps):
+      self.periodic_reset()
+    self.training_steps += 1
+
+  def _sample_batches(self) -> dict:
+    groups, batch = self._batches_to_group, self._batch_size
+    sample = self._replay.sample(groups * batch, self.current_update_horizon,
+                                 self.current_gamma)
+    if self._bbf_replay_scheme == 'prioritized':
+      weights = 1.0 / onp.sqrt(sample['sampling_probabilities'] + 1e-10)
+      weights /= weights.max()
+    else:
+      weights = onp.ones(groups * batch)
+    sample['loss_weights'] = weights.astype(onp.float32)
+    keys = sample.pop('indices')
+    sample.pop('sampling_probabilities')
+    sample.pop('reward', None)
+    batches = {k: onp.reshape(v, (groups, batch, *v.shape[1:])) for k, v in sample.items()}
+    return batches, keys
+
+  def _training_step_update(self):
+    batches, keys = self._sample_batches()
+    (self.online_params, self.target_network_params, self.optimizer_state, self._rng,
+     self._grad_step, metrics) = bbf_learning.train_groups(
+         self._learner, self.online_params, self.target_network_params,
+         self.optimizer_state, batches, self._rng, self._grad_step, self._support,
+         jnp.float32(self._tau))
+    self.gradient_steps += self._batches_to_group
+    self.cycle_gradient_steps += self._batches_to_group
+    if self._bbf_replay_scheme == 'prioritized':
+      dqn_loss = onp.asarray(metrics['dqn_loss']).reshape(-1)
+      self._replay.update_priorities(keys, onp.sqrt(dqn_loss + 1e-10))
+    if self.gradient_steps % self.summary_writing_frequency < self._batches_to_group:
+      self._write_summaries(metrics)
+
+  def _write_summaries(self, metrics):
+    self.last_metrics = {
+        'Loss': float(onp.mean(metrics['loss'])),
+        'DQNLoss': float(onp.mean(metrics['dqn_loss'])),
+        'SPRLoss': float(onp.mean(metrics['spr_loss'])),
+        'UpdateHorizon': self.current_update_horizon,
+        'Gamma': self.current_gamma,
+    }
+    if self.summary_writer is not None:
+      with self.summary_writer.as_default():
+        for name, value in self.last_metrics.items():
+          tf.summary.scalar(name, value, step=self.gradient_steps)
+
+  def periodic_reset(self):
+    """BBF's reset (jitted): S&P and re-initialisation; n-step/gamma annealing restarts."""
+    (self.online_params, self.target_network_params, self.optimizer_state,
+     self._rng) = bbf_learning.reset_networks(
+         self.network_def, self.optimizer, self.online_params, self.target_network_params,
+         self.optimizer_state, self._rng, jnp.float32(self._shrink),
+         jnp.float32(self._perturb), sp_prefixes=self._sp_prefixes,
+         reinit_prefixes=self._reinit_prefixes, frozen_prefixes=self._frozen_prefixes,
+         reset_target=self._reset_target, reset_optimizer=self._reset_optimizer,
+         stack_size=self.stack_size, jumps=self._jumps)
+    self.cycle_gradient_steps = 0
+    self.reset_log.append((int(self.training_steps), 'reset'))
+
+  def _sync_weights(self):
+    pass  # the EMA target update happens inside the jitted train step
+
+  # ------------------------------------------------------------------ acting
+  def _epsilon(self) -> float:
+    if self.eval_mode:
+      return float(self.epsilon_eval)
+    return float(self.epsilon_fn(self.epsilon_decay_period, self.training_steps,
+                                 self.min_replay_history, self.epsilon_train))
+
+  def step(self):
+    """Trains if due (training mode), then returns one action per environment."""
+    if not self.eval_mode:
+      self._train_step()
+    params = (self.target_network_params if self._target_action_selection
+              else self.online_params)
+    n = self.state.shape[0]
+    states = onp.zeros((_padded_size(n), *self.state.shape[1:]), onp.uint8)
+    states[:n] = self.state
+    self._rng, actions = bbf_learning.select_action(
+        self.network_def, params, states, self._rng, jnp.float32(self._epsilon()),
+        self._support, self.num_actions)
+    self.action = onp.asarray(actions)[:n]
+    return self.action
+
+  # The vectorised runner's interface (Dopamine's DataEfficientAtariRunner).
+  def _record_observation(self, observation):
+    frames = onp.array(observation, dtype=onp.uint8).reshape(
+        -1, *self.observation_shape)
+    self._observation = frames
+    self.state = onp.roll(self.state, -1, axis=-1)
+    self.state[..., -1] = frames
+
+  def reset_all(self, new_obs):
+    self.state = onp.zeros((new_obs.shape[0], *self.observation_shape, self.stack_size),
+                           onp.uint8)
+    self._record_observation(new_obs)
+
+  def reset_one(self, env_id):
+    self.state[env_id].fill(0)
+
+  def delete_one(self, env_id):
+    self.state = onp.delete(self.state, env_id, axis=0)
+
+  def cache_train_state(self):
+    self.training_state = copy.deepcopy((self.state, self._last_observation,
+                                         self._observation))
+
+  def restore_train_state(self):
+    self.state, self._last_observation, self._observation = self.training_state
+
+  def log_transition(self, observation, action, reward, terminal, episode_end):
+    """Stores (o_k, a_k, r_k, terminal_k, episode_end_k) for each env, then records o_{k+1}."""
+    self._last_observation = self._observation
+    self._record_observation(observation)
+    if self.eval_mode:
+      return
+    action, reward = onp.reshape(action, -1), onp.reshape(reward, -1)
+    terminal, episode_end = onp.reshape(terminal, -1), onp.reshape(episode_end, -1)
+    if len(action) != 1:
+      raise ValueError(f'BBFAgent trains on one environment; got {len(action)}.')
+    self._replay.add(self._last_observation[0], action[0], reward[0], terminal[0],
+                     episode_end[0])
+
+  # ------------------------------------------------------------------ checkpointing
+  def checkpoint_state(self) -> dict:
+    """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
+    return {
+        'online_params': self.online_params,
+        'target_params': self.target_network_params,
+        'optimizer_state': self.optimizer_state,
+        'training_steps': self.training_steps,
+        'gradient_steps': self.gradient_steps,
+        'cycle_gradient_steps': self.cycle_gradient_steps,
+        'grad_step': self._grad_step,
+        'rng': self._rng,
+        'reset_log': list(self.reset_log),
+        'replay': self._replay.to_state_dict(),
+    }
+
+  def load_checkpoint_state(self, state: dict) -> None:
+    self.online_params = state['online_params']
+    self.target_network_params = state['target_params']
+    self.optimizer_state = state['optimizer_state']
+    self.training_steps = state['training_steps']
+    self.gradient_steps = state['gradient_steps']
+    self.cycle_gradient_steps = state['cycle_gradient_steps']
+    self._grad_step = jnp.asarray(state['grad_step'])
+    self._rng = state['rng']
+    self.reset_log = list(state['reset_log'])
+    self._replay.from_state_dict(state['replay'])
+    # The interrupted episode restarts: its partial segment must not continue into the new one.
+    self._replay.end_segment()

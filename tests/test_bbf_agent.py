@@ -1,0 +1,166 @@
+"""The BBF agent (agents/bbf.py) and real short Atari runs of every BBF configuration.
+
+Tiny widths and a few hundred steps: the reset schedule, the n-step/gamma annealing around a
+reset, what the agent stores in replay, checkpoint round trips, and a real run of each named
+BBF configuration through the command line that writes a valid result.json.
+"""
+
+import json
+import os
+
+import gin
+import jax
+import numpy as np
+import pytest
+
+from agents import plasticity
+from atari100k import configs, run
+
+BBF_AGENTS = ['bbf', 'bbf_ht', 'bbf_ssl', 'bbf_ssl_ht']
+TINY = ['BBFAgent.width_scale = 1',
+        'BBFAgent.stage_widths = (4, 8, 8)',
+        'BBFAgent.hidden_dim = 32',
+        'BBFAgent.num_blocks = 1',
+        'BBFAgent.batch_size = 4',
+        'BBFAgent.replay_capacity = 1000',
+        'BBFAgent.cycle_steps = 50',
+        'JaxDQNAgent.min_replay_history = 100']
+RUN = ['BBFAgent.reset_every = 100',
+       'BBFAgent.no_resets_after = 300',
+       'Runner.max_steps_per_episode = 100',
+       'Atari100kRunner.chunk_steps = 100',
+       'Atari100kRunner.checkpoint_every = 200']
+
+
+def make_agent(name='bbf_ssl', extra=(), num_actions=4, seed=0):
+  configs.parse_agent_config(name, TINY + list(extra))
+  from agents.bbf import BBFAgent  # pylint: disable=import-outside-toplevel
+  return BBFAgent(num_actions=num_actions, seed=seed)
+
+
+def feed(agent, steps, seed=0, terminal_every=37):
+  """Random frames through the runner's interface (one environment)."""
+  r = np.random.default_rng(seed)
+  agent.eval_mode = False
+  agent.reset_all(r.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8))
+  for k in range(steps):
+    agent.step()
+    done = float(k % terminal_every == terminal_every - 1)
+    agent.log_transition(r.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8),
+                         np.array([k % 4]), np.array([float(k % 3 == 0)]), np.array([done]),
+                         np.array([0.0]))
+    if done:
+      agent.reset_one(0)
+
+
+def test_every_bbf_configuration_is_registered():
+  assert set(BBF_AGENTS) <= set(configs.available_agents())
+
+
+def test_reset_schedule_of_the_published_configuration():
+  agent = make_agent('bbf_ssl')
+  steps = [s for s in range(0, 200_001, 500) if agent.reset_due(s)]
+  assert steps == [20_000, 40_000, 60_000, 80_000]  # none at or after 100k
+
+
+@pytest.mark.parametrize('name,spr', [('bbf', False), ('bbf_ssl', True)])
+def test_reset_parts_follow_the_spr_toggle(name, spr):
+  agent = make_agent(name)
+  prefixes = set(agent._sp_prefixes) | set(agent._reinit_prefixes)  # pylint: disable=protected-access
+  assert set(agent._sp_prefixes) == ({'params/encoder', 'params/transition_model'} if spr  # pylint: disable=protected-access
+                                     else {'params/encoder'})
+  assert ('params/predictor' in prefixes) == spr
+  assert {'params/projection', 'params/head'} <= prefixes
+
+
+def test_annealing_restarts_at_each_periodic_reset():
+  agent = make_agent('bbf_ssl', ['BBFAgent.cycle_steps = 10000'])
+  assert (agent.current_update_horizon, agent.current_gamma) == (10, pytest.approx(0.97))
+  agent.cycle_gradient_steps = 10_000  # end of a cycle
+  assert (agent.current_update_horizon, agent.current_gamma) == (3, pytest.approx(0.997))
+  agent.training_steps = 20_000
+  agent.periodic_reset()
+  assert agent.cycle_gradient_steps == 0 and agent.reset_log == [(20_000, 'reset')]
+  assert (agent.current_update_horizon, agent.current_gamma) == (10, pytest.approx(0.97))
+
+
+def test_agent_trains_at_the_replay_ratio_and_resets_hare_to_tortoise():
+  agent = make_agent('bbf_ht', ['BBFAgent.ht_reset_period = 8', 'BBFAgent.cycle_steps = 50'])
+  feed(agent, 110)
+  # 2 gradient steps per env step once more than 100 steps are stored (steps 101..109).
+  assert agent.gradient_steps == 2 * 9
+  assert agent._replay.add_count == 110  # pylint: disable=protected-access
+  # The last H&T reset was at gradient step 16; two more steps since: online != target.
+  assert not plasticity.trees_equal(agent.online_params, agent.target_network_params)
+  feed_more = 3  # gradient steps 20, 22, 24: a reset at 24 makes online == target
+  for _ in range(feed_more):
+    agent.step()
+    agent.log_transition(np.zeros((1, 84, 84, 1), np.uint8), np.array([0]), np.array([0.0]),
+                         np.array([0.0]), np.array([0.0]))
+  assert agent.gradient_steps == 24
+  assert plasticity.trees_equal(agent.online_params, agent.target_network_params)
+
+
+def test_stored_steps_are_copies_of_what_the_runner_logged():
+  agent = make_agent('bbf')
+  agent.eval_mode = False
+  frames = np.zeros((2, 1, 84, 84, 1), np.uint8)  # the runner's two-slot buffer
+  frames[0] = 7
+  agent.reset_all(frames[0])
+  frames[1] = 9
+  agent.log_transition(frames[1], np.array([2]), np.array([1.0]), np.array([0.0]),
+                       np.array([0.0]))
+  frames[0] = 11  # the runner reuses slot 0 for the next frame
+  state = agent._replay.to_state_dict()  # pylint: disable=protected-access
+  assert state['observations'][0].min() == state['observations'][0].max() == 7
+  assert int(state['actions'][0]) == 2 and float(state['rewards'][0]) == 1.0
+  np.testing.assert_array_equal(agent.state[0, ..., -2:], np.stack(
+      [np.full((84, 84), 7), np.full((84, 84), 9)], -1))
+
+
+def test_checkpoint_round_trip_continues_identically():
+  agent = make_agent('bbf_ssl_ht')
+  feed(agent, 104)
+  state = jax.device_get(agent.checkpoint_state())
+  twin = make_agent('bbf_ssl_ht', seed=1)
+  twin.load_checkpoint_state(state)
+  assert plasticity.trees_equal(agent.online_params, twin.online_params)
+  assert twin.gradient_steps == agent.gradient_steps and twin.training_steps == 104
+  # Both continue from the same replay, parameters and RNG: the same next update.
+  agent._replay.end_segment()  # pylint: disable=protected-access
+  for a in (agent, twin):
+    a._training_step_update()  # pylint: disable=protected-access
+  assert plasticity.trees_equal(agent.online_params, twin.online_params)
+
+
+def test_bad_part_name_is_a_clear_error():
+  with pytest.raises(ValueError, match='Unknown network part'):
+    make_agent('bbf', ["BBFAgent.reinit_parts = ('haed',)"])
+
+
+# --------------------------------------------------------------------------- real runs
+
+def cli(tmp_path, agent, steps=300, extra=()):
+  bindings = TINY + RUN + list(extra)
+  if agent.endswith('_ht'):
+    bindings.append('BBFAgent.ht_reset_period = 40')
+  argv = ['--agent', agent, '--game', 'Pong', '--seed', '0', '--base_dir', str(tmp_path),
+          '--steps', str(steps), '--eval_episodes', '2', '--no_progress']
+  for b in bindings:
+    argv += ['--gin_bindings', b]
+  return run.main(argv)
+
+
+@pytest.mark.parametrize('agent', BBF_AGENTS)
+def test_short_real_run_writes_valid_result(tmp_path, agent):
+  assert cli(tmp_path, agent) == 0
+  folder = run.run_dir(str(tmp_path), agent, 'Pong', 0)
+  with open(os.path.join(folder, 'result.json')) as f:
+    result = json.load(f)
+  assert result['agent'] == agent and result['env_steps'] == 300
+  assert result['gradient_steps'] == 2 * (300 - 101)  # replay ratio 2 after 100 warm-up steps
+  assert result['eval_episodes'] == 2 and len(result['eval_returns']) == 2
+  assert result['score'] == pytest.approx(np.mean(result['eval_returns']))
+  assert result['resets'] == [[100, 'reset'], [200, 'reset']]
+  assert 'BBFAgent' in open(os.path.join(folder, 'config.gin')).read()
+  gin.clear_config()
