@@ -117,7 +117,7 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
       batch_size: int, transitions per gradient step (32).
       replay_ratio: int, gradient steps per environment step (2; BBF.gin's
         ``replay_ratio = 64`` counts replayed samples: 64 / 32).
-      batches_to_group: int, gradient steps run in one jitted ``lax.scan`` (2).
+      batches_to_group: int, gradient steps run in one jitted call (2).
       update_horizon, max_update_horizon: n-step anneals max -> min (10 -> 3).
       min_gamma: float, gamma anneals min_gamma -> ``JaxDQNAgent.gamma`` (0.97 -> 0.997).
       cycle_steps: int, gradient steps of the annealing after each reset (10,000).
@@ -203,7 +203,8 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
     self._learner = bbf_learning.LearnerConfig(
         network=self.network_def, optimizer=self.optimizer, spr_weight=self._spr_weight,
         double_dqn=self._double_dqn, data_augmentation=self._data_augmentation,
-        ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer)
+        ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer,
+        frozen_prefixes=self._frozen_prefixes)
 
   # ------------------------------------------------------------------ building
   def _build_networks_and_optimizer(self):

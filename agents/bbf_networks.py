@@ -6,7 +6,7 @@ One module with five named parts, the names every reset and optimizer mask refer
                         ``num_blocks`` residual blocks; stage widths (16, 32, 32) x width_scale.
                         Output renormalised to [0, 1] per sample (MuZero-style).
 * ``transition_model``  SPR's action-conditioned convolutional dynamics model, rolled over the
-                        ``jumps`` future actions with ``nn.scan`` (shared weights).
+                        ``jumps`` future actions (one cell, shared weights).
 * ``projection``        the ``hidden_dim`` (2048) dense layer: Q-head hidden layer and SPR
                         projection at once, as in BBF.
 * ``predictor``         SPR's prediction layer on top of the projection.
@@ -92,17 +92,22 @@ class TransitionCell(nn.Module):
 
 
 class TransitionModel(nn.Module):
-  """Rolls ``TransitionCell`` over actions (B, K) with shared weights -> latents (B, K, ...)."""
+  """Rolls ``TransitionCell`` over actions (B, K) with shared weights -> latents (B, K, ...).
+
+  A Python loop over the K (5) steps rather than ``nn.scan``: XLA's CPU backend runs the
+  convolutions of a while-loop body several times slower.
+  """
   num_actions: int
   latent_dim: int
 
   @nn.compact
   def __call__(self, latent, actions):
-    scan = nn.scan(TransitionCell, variable_broadcast='params',
-                   split_rngs={'params': False}, in_axes=1, out_axes=1)
-    _, latents = scan(num_actions=self.num_actions, latent_dim=self.latent_dim,
-                      name='cell')(latent, actions)
-    return latents
+    cell = TransitionCell(self.num_actions, self.latent_dim, name='cell')
+    latents = []
+    for k in range(actions.shape[1]):
+      latent, _ = cell(latent, actions[:, k])
+      latents.append(latent)
+    return jnp.stack(latents, axis=1)
 
 
 class DuelingHead(nn.Module):

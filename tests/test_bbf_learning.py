@@ -40,7 +40,7 @@ def train(network, params, spr_weight, calls, ht_reset_period=0, groups=2):
   frozen = () if spr_weight > 0 else bl.SPR_ONLY_PREFIXES
   optimizer = bl.make_optimizer(frozen_prefixes=frozen)
   config = bl.LearnerConfig(network=network, optimizer=optimizer, spr_weight=spr_weight,
-                            ht_reset_period=ht_reset_period)
+                            ht_reset_period=ht_reset_period, frozen_prefixes=frozen)
   online, target = params, jax.tree_util.tree_map(jnp.copy, params)
   state, step = optimizer.init(params), jnp.zeros((), jnp.int32)
   history = []
