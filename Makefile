@@ -2,7 +2,7 @@
 #   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
-#   make test | make bench | make install
+#   make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install
 
 PY ?= python3
 VENV ?= .venv
@@ -24,6 +24,7 @@ AGENTS ?= drq
 GAMES ?= all
 SEEDS ?= 5
 CPUS ?=
+BBF_BENCH_ARGS ?= --widths 1 4 --rounds 2 --calls 1
 
 .PHONY: install atari analyze sweep test bench clean-venv help
 
@@ -57,6 +58,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) -m atari100k.bench
+	$(PYTHON) -m atari100k.bench_bbf $(BBF_BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -57,6 +57,15 @@ def write_atomically(path: str, data) -> None:
   os.replace(tmp, path)
 
 
+def format_duration(seconds: float) -> str:
+  """'42 min', '5.3 h' or '12.5 days': the progress bar's ETA at the current rate."""
+  if seconds < 2 * 3600:
+    return f'{seconds / 60:.0f} min'
+  if seconds < 2 * 86400:
+    return f'{seconds / 3600:.1f} h'
+  return f'{seconds / 86400:.1f} days'
+
+
 def package_versions() -> dict:
   versions = {'python': platform.python_version()}
   for name in PACKAGES:
@@ -201,8 +210,11 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
         rate = chunk / max(time.time() - chunk_start, 1e-9)
         recent = float(np.mean(train_returns[-10:])) if train_returns else float('nan')
         bar.update(chunk)
-        bar.set_postfix_str(f'{rate:.0f} steps/s, {len(train_returns)} episodes, '
-                            f'return(last 10) {recent:.1f}')
+        eta = (format_duration((total - steps_done) / rate)
+               if getattr(self._agent, 'gradient_steps', 1)
+               else 'after warm-up')
+        bar.set_postfix_str(f'{rate:.1f} steps/s, ETA at this rate {eta}, '
+                            f'{len(train_returns)} episodes, return(last 10) {recent:.1f}')
         self._append_progress({
             'env_steps': steps_done,
             'gradient_steps': self._agent.gradient_steps,

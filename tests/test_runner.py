@@ -149,3 +149,9 @@ def test_force_keeps_the_old_run_beside_the_new_one(tmp_path):
   assert open(os.path.join(os.path.dirname(folder), old[0], 'result.json')).read() == \
       '{"score": 1.0}'
   assert result_of(tmp_path, 'drq')['env_steps'] == 150
+
+
+def test_eta_is_written_in_the_unit_a_reader_wants():
+  assert runner.format_duration(600) == '10 min'
+  assert runner.format_duration(3 * 3600) == '3.0 h'
+  assert runner.format_duration(12.5 * 86400) == '12.5 days'
