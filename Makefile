@@ -2,7 +2,7 @@
 #   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
-#   make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install
+#   make data (Fashion-MNIST for warmstart/) | make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install
 
 PY ?= python3
 VENV ?= .venv
@@ -26,7 +26,7 @@ SEEDS ?= 5
 CPUS ?=
 BBF_BENCH_ARGS ?= --widths 1 4 --rounds 2 --calls 1
 
-.PHONY: install atari analyze sweep test bench clean-venv help
+.PHONY: install atari analyze sweep test bench data clean-venv help
 
 help:
 	@sed -n '1,6p' Makefile
@@ -59,6 +59,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m atari100k.bench
 	$(PYTHON) -m atari100k.bench_bbf $(BBF_BENCH_ARGS)
+
+# Fashion-MNIST for the warm-start study (warmstart/data.py reads it from there).
+data:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+	  { apt-get install -y dataset-fashion-mnist || sudo apt-get install -y dataset-fashion-mnist; }
 
 clean-venv:
 	rm -rf $(VENV)

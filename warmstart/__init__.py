@@ -1,0 +1,1 @@
+"""Warm-start study (paper section 5.3): image-classification data, models and training loops."""
