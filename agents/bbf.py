@@ -42,6 +42,7 @@ from dopamine.jax.agents.dqn import dqn_agent
 
 from agents import bbf_learning
 from agents import bbf_networks
+from agents import checkpointing
 from agents.subsequence_replay import SubsequenceReplayBuffer
 
 
@@ -376,29 +377,11 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
   # ------------------------------------------------------------------ checkpointing
   def checkpoint_state(self) -> dict:
     """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
-    return {
-        'online_params': self.online_params,
-        'target_params': self.target_network_params,
-        'optimizer_state': self.optimizer_state,
-        'training_steps': self.training_steps,
-        'gradient_steps': self.gradient_steps,
-        'cycle_gradient_steps': self.cycle_gradient_steps,
-        'grad_step': self._grad_step,
-        'rng': self._rng,
-        'reset_log': list(self.reset_log),
-        'replay': self._replay.to_state_dict(),
-    }
+    return {**checkpointing.agent_state(self),
+            'cycle_gradient_steps': self.cycle_gradient_steps}
 
   def load_checkpoint_state(self, state: dict) -> None:
-    self.online_params = state['online_params']
-    self.target_network_params = state['target_params']
-    self.optimizer_state = state['optimizer_state']
-    self.training_steps = state['training_steps']
-    self.gradient_steps = state['gradient_steps']
+    checkpointing.restore_agent_state(self, state)
     self.cycle_gradient_steps = state['cycle_gradient_steps']
-    self._grad_step = jnp.asarray(state['grad_step'])
-    self._rng = state['rng']
-    self.reset_log = list(state['reset_log'])
-    self._replay.from_state_dict(state['replay'])
     # The interrupted episode restarts: its partial segment must not continue into the new one.
     self._replay.end_segment()

@@ -40,6 +40,7 @@ from dopamine.jax.replay_memory import replay_buffer
 from dopamine.jax.replay_memory import samplers
 from dopamine.labs.atari_100k import atari_100k_rainbow_agent
 
+from agents import checkpointing
 from agents import plasticity
 from agents.replay import EpisodeTransitionAccumulator
 
@@ -280,27 +281,9 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
   # ------------------------------------------------------------------ checkpointing
   def checkpoint_state(self) -> dict:
     """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
-    return {
-        'online_params': self.online_params,
-        'target_params': self.target_network_params,
-        'optimizer_state': self.optimizer_state,
-        'training_steps': self.training_steps,
-        'gradient_steps': self.gradient_steps,
-        'grad_step': self._grad_step,
-        'rng': self._rng,
-        'reset_log': list(self.reset_log),
-        'replay': self._replay.to_state_dict(),
-    }
+    return checkpointing.agent_state(self)
 
   def load_checkpoint_state(self, state: dict) -> None:
-    self.online_params = state['online_params']
-    self.target_network_params = state['target_params']
-    self.optimizer_state = state['optimizer_state']
-    self.training_steps = state['training_steps']
-    self.gradient_steps = state['gradient_steps']
-    self._grad_step = jnp.asarray(state['grad_step'])
-    self._rng = state['rng']
-    self.reset_log = list(state['reset_log'])
-    self._replay.from_state_dict(state['replay'])
+    checkpointing.restore_agent_state(self, state)
     # The interrupted episode is not resumed: its partial n-step segment is dropped.
     self._replay._transition_accumulator.clear()  # pylint: disable=protected-access
