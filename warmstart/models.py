@@ -1,0 +1,301 @@
+"""Networks of the warm-start study (paper Appendix A.2), in flax.linen, each a backbone + a head.
+
+Every model is a :class:`Classifier` with two submodules, ``backbone`` and ``head``, so its
+``params`` (and ``batch_stats``, which only backbones have) sit under those two top-level keys:
+the head can be re-initialised on its own and the backbone's output is the feature vector the
+plasticity metrics look at. Methods: ``embed(x, train)`` -> features (batch, d),
+``classify(features, train)`` -> logits (batch, num_classes), ``__call__`` = both.
+Inputs are float32 NHWC images (batch, H, W, C) in about [0, 1].
+
+Models (``make_model(name, num_classes)``):
+
+* ``mlp``      the paper's 3-layer MLP: Dense(100)-BN-ReLU-Dense(100)-BN-ReLU | Dense(classes).
+* ``cnn``      ours, for fast CPU runs: Conv32-BN-ReLU-Pool-Conv64-BN-ReLU-Pool-Dense128-BN-ReLU
+               | Dense(classes).
+* ``resnet18`` CIFAR ResNet-18 (3x3 stride-1 stem, no 7x7 conv nor max-pool), global average
+               pool | Dense(classes). 11,173,962 parameters for CIFAR-10.
+* ``vit_tiny`` DeiT-Ti on 4x4 patches: dim 192, depth 12, 3 heads, MLP ratio 4, pre-LN, class
+               token, dropout 0.1; features = class token after the final LayerNorm
+               | Dense(classes).
+* ``vgg16``    VGG-16 (config D) convs, each Conv3x3-BN-ReLU, global average pool
+               | Dense(1024)-ReLU-Dense(1024)-ReLU-Dense(classes).
+
+Choices of ours where the paper is silent:
+
+* ``crelu_head``: the paper uses CReLU, concat(relu(x), relu(-x)), in the head. For the MLP it
+  replaces every activation (both backbone layers), with half the hidden units so the features
+  stay 100 wide. For VGG-16 it replaces the head's ReLUs, with half the hidden units
+  (Dense(512)-CReLU-Dense(512)-CReLU-Dense). Heads without a hidden layer (cnn, resnet18,
+  vit_tiny) apply CReLU to their input, the features, so the head's Dense sees twice the width.
+* ``width`` scales every hidden width and channel count (rounded, at least 1; ViT: dim
+  3 * round(64 * width) so it stays divisible by 3 heads); depth never changes. For tests and
+  CPU runs. Halved CReLU widths are the scaled width // 2 (at least 1).
+* VGG-16 skips a max-pool once the feature map is down to 1 pixel, so tiny inputs work; its
+  global average pool is the identity on the 1x1 maps of 32x32 inputs.
+* Biases follow the usual PyTorch definitions: ResNet-18's convs have none (they precede BN);
+  every other Dense and Conv has one. The ViT's attention is written out as in DeiT (one qkv
+  Dense, one output Dense); its Dense layers and tokens start from a truncated normal of std
+  0.02 as in DeiT; everything else uses flax's default initialisers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+MODEL_NAMES = ('mlp', 'cnn', 'resnet18', 'vit_tiny', 'vgg16')
+
+VGG16_CONFIG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M',
+                512, 512, 512, 'M', 512, 512, 512, 'M')
+
+
+def scaled(n: float, width: float) -> int:
+  """``n * width`` rounded, at least 1: the width of a hidden layer at width scale ``width``."""
+  return max(1, round(n * width))
+
+
+def crelu(x):
+  """Concatenated ReLU (Shang et al., 2016): concat(relu(x), relu(-x)) on the last axis."""
+  return jnp.concatenate([nn.relu(x), nn.relu(-x)], axis=-1)
+
+
+class CReLU(nn.Module):
+  """:func:`crelu` as a module, so ``capture_intermediates`` records its output."""
+
+  @nn.compact
+  def __call__(self, x):
+    return crelu(x)
+
+
+def batch_norm(train: bool) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9)
+
+
+class Head(nn.Module):
+  """Dense layers from the features to the logits: ``hidden`` widths with ReLU (or CReLU)."""
+  num_classes: int
+  hidden: Sequence[int] = ()
+  crelu: bool = False
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train  # no BN or dropout in any head
+    if self.crelu and not self.hidden:
+      x = CReLU()(x)
+    for units in self.hidden:
+      x = nn.Dense(units)(x)
+      x = CReLU()(x) if self.crelu else nn.relu(x)
+    return nn.Dense(self.num_classes)(x)
+
+
+# Backbones: (batch, H, W, C) images -> (batch, d) features.
+
+class MLPBackbone(nn.Module):
+  hidden: Sequence[int] = (100, 100)
+  crelu: bool = False
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = x.reshape((x.shape[0], -1))
+    for units in self.hidden:
+      x = batch_norm(train)(nn.Dense(units)(x))
+      x = CReLU()(x) if self.crelu else nn.relu(x)
+    return x
+
+
+class CNNBackbone(nn.Module):
+  channels: Sequence[int] = (32, 64)
+  dense: int = 128
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    for c in self.channels:
+      x = nn.relu(batch_norm(train)(nn.Conv(c, (3, 3))(x)))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape((x.shape[0], -1))
+    return nn.relu(batch_norm(train)(nn.Dense(self.dense)(x)))
+
+
+class BasicBlock(nn.Module):
+  """ResNet basic block: two 3x3 convs; 1x1 conv + BN shortcut when the shape changes."""
+  channels: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    strides = (self.stride, self.stride)
+    y = nn.Conv(self.channels, (3, 3), strides, use_bias=False)(x)
+    y = nn.relu(batch_norm(train)(y))
+    y = nn.Conv(self.channels, (3, 3), use_bias=False)(y)
+    y = batch_norm(train)(y)
+    if self.stride != 1 or x.shape[-1] != self.channels:
+      x = nn.Conv(self.channels, (1, 1), strides, use_bias=False)(x)
+      x = batch_norm(train)(x)
+    return nn.relu(x + y)
+
+
+class ResNet18Backbone(nn.Module):
+  stage_channels: Sequence[int] = (64, 128, 256, 512)
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(self.stage_channels[0], (3, 3), use_bias=False)(x)
+    x = nn.relu(batch_norm(train)(x))
+    for i, c in enumerate(self.stage_channels):
+      x = BasicBlock(c, stride=1 if i == 0 else 2)(x, train)
+      x = BasicBlock(c)(x, train)
+    return jnp.mean(x, axis=(1, 2))
+
+
+class VGGBackbone(nn.Module):
+  config: Sequence = VGG16_CONFIG
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    for c in self.config:
+      if c == 'M':
+        if min(x.shape[1:3]) >= 2:
+          x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      else:
+        x = nn.relu(batch_norm(train)(nn.Conv(c, (3, 3))(x)))
+    return jnp.mean(x, axis=(1, 2))
+
+
+VIT_INIT = nn.initializers.truncated_normal(0.02)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention as in DeiT: one Dense for q, k, v, softmax(q k^T / sqrt(c)) v,
+  then an output Dense."""
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, x):
+    b, n, d = x.shape
+    qkv = nn.Dense(3 * d, kernel_init=VIT_INIT, name='qkv')(x)
+    q, k, v = jnp.moveaxis(qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads), 2, 0)
+    logits = jnp.einsum('bqhc,bkhc->bhqk', q, k) / np.sqrt(q.shape[-1])
+    y = jnp.einsum('bhqk,bkhc->bqhc', jax.nn.softmax(logits, axis=-1), v)
+    return nn.Dense(d, kernel_init=VIT_INIT, name='proj')(y.reshape(b, n, d))
+
+
+class EncoderBlock(nn.Module):
+  """Pre-LayerNorm transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+  num_heads: int
+  mlp_dim: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    drop = lambda y: nn.Dropout(self.dropout, deterministic=not train)(y)
+    x = x + drop(SelfAttention(self.num_heads)(nn.LayerNorm()(x)))
+    y = nn.Dense(self.mlp_dim, kernel_init=VIT_INIT)(nn.LayerNorm()(x))
+    y = nn.Dense(x.shape[-1], kernel_init=VIT_INIT)(drop(nn.gelu(y, approximate=False)))
+    return x + drop(y)
+
+
+class ViTBackbone(nn.Module):
+  dim: int = 192
+  depth: int = 12
+  num_heads: int = 3
+  mlp_ratio: int = 4
+  patch: int = 4
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    p = (self.patch, self.patch)
+    x = nn.Conv(self.dim, p, strides=p, padding='VALID', name='patch_embed')(x)
+    x = x.reshape((x.shape[0], -1, self.dim))
+    cls = self.param('cls_token', VIT_INIT, (1, 1, self.dim))
+    x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, self.dim)), x], axis=1)
+    x = x + self.param('pos_embedding', VIT_INIT, (1,) + x.shape[1:])
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    for _ in range(self.depth):
+      x = EncoderBlock(self.num_heads, self.mlp_ratio * self.dim, self.dropout)(x, train)
+    return nn.LayerNorm()(x)[:, 0]
+
+
+# Classifiers: a backbone and a head.
+
+class Classifier(nn.Module):
+  """Base of every model: ``setup`` builds ``self.backbone`` and ``self.head``."""
+  num_classes: int
+  crelu_head: bool = False
+  width: float = 1.0
+
+  def embed(self, x, train: bool):
+    return self.backbone(x, train)
+
+  def classify(self, features, train: bool):
+    return self.head(features, train)
+
+  def __call__(self, x, train: bool):
+    return self.classify(self.embed(x, train), train)
+
+
+class MLP(Classifier):
+  def setup(self):
+    units = scaled(100, self.width)
+    if self.crelu_head:
+      units = max(1, units // 2)
+    self.backbone = MLPBackbone((units, units), crelu=self.crelu_head)
+    self.head = Head(self.num_classes)
+
+
+class CNN(Classifier):
+  def setup(self):
+    self.backbone = CNNBackbone((scaled(32, self.width), scaled(64, self.width)),
+                                scaled(128, self.width))
+    self.head = Head(self.num_classes, crelu=self.crelu_head)
+
+
+class ResNet18(Classifier):
+  def setup(self):
+    self.backbone = ResNet18Backbone(tuple(scaled(c, self.width) for c in (64, 128, 256, 512)))
+    self.head = Head(self.num_classes, crelu=self.crelu_head)
+
+
+class ViTTiny(Classifier):
+  def setup(self):
+    self.backbone = ViTBackbone(dim=3 * scaled(64, self.width))
+    self.head = Head(self.num_classes, crelu=self.crelu_head)
+
+
+class VGG16(Classifier):
+  def setup(self):
+    self.backbone = VGGBackbone(tuple(c if c == 'M' else scaled(c, self.width)
+                                      for c in VGG16_CONFIG))
+    units = scaled(1024, self.width)
+    if self.crelu_head:
+      units = max(1, units // 2)
+    self.head = Head(self.num_classes, hidden=(units, units), crelu=self.crelu_head)
+
+
+_MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet18': ResNet18, 'vit_tiny': ViTTiny, 'vgg16': VGG16}
+assert tuple(_MODELS) == MODEL_NAMES
+
+
+def make_model(name: str, num_classes: int, *, crelu_head: bool = False,
+               width: float = 1.0) -> nn.Module:
+  """The model called ``name`` (one of ``MODEL_NAMES``) with a ``num_classes``-way head."""
+  if name not in _MODELS:
+    raise ValueError(f'Unknown model {name!r}; choose one of {", ".join(MODEL_NAMES)}.')
+  if width <= 0:
+    raise ValueError(f'width must be positive, got {width}.')
+  return _MODELS[name](num_classes=num_classes, crelu_head=crelu_head, width=width)
+
+
+def init_variables(model: nn.Module, rng, input_shape: Sequence[int]) -> dict:
+  """``model``'s variables for one (H, W, C) image: {'params': ..., ['batch_stats': ...]}."""
+  x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+  return model.init({'params': rng, 'dropout': rng}, x, train=False)
+
+
+def param_count(params) -> int:
+  """Number of scalars in a pytree of arrays (or of ``jax.ShapeDtypeStruct``s)."""
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
