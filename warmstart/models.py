@@ -237,6 +237,21 @@ class Classifier(nn.Module):
   def __call__(self, x, train: bool):
     return self.classify(self.embed(x, train), train)
 
+  def feature_layer_paths(self) -> tuple[tuple[str, ...], str]:
+    """For ReDo: (paths of the arrays whose last axis indexes the feature units, path of the
+    head kernel whose first axis does). Only models whose features come out of one
+    dense + BN + ReLU layer have them (mlp, cnn without CReLU)."""
+    raise NotImplementedError(
+        f'ReDo is implemented on the feature layer of the mlp and cnn models (without CReLU); '
+        f'{type(self).__name__} has none. Drop the redo method or use --model mlp/cnn.')
+
+  def _dense_bn_feature_paths(self, dense: str, norm: str):
+    if self.crelu_head:
+      Classifier.feature_layer_paths(self)
+    incoming = tuple(f'backbone/{layer}/{leaf}' for layer, leaf in (
+        (dense, 'kernel'), (dense, 'bias'), (norm, 'scale'), (norm, 'bias')))
+    return incoming, 'head/Dense_0/kernel'
+
 
 class MLP(Classifier):
   def setup(self):
@@ -246,8 +261,14 @@ class MLP(Classifier):
     self.backbone = MLPBackbone((units, units), crelu=self.crelu_head)
     self.head = Head(self.num_classes)
 
+  def feature_layer_paths(self):
+    return self._dense_bn_feature_paths('Dense_1', 'BatchNorm_1')
+
 
 class CNN(Classifier):
+  def feature_layer_paths(self):
+    return self._dense_bn_feature_paths('Dense_0', 'BatchNorm_2')
+
   def setup(self):
     self.backbone = CNNBackbone((scaled(32, self.width), scaled(64, self.width)),
                                 scaled(128, self.width))

@@ -1,0 +1,106 @@
+"""Exact math of every warm-start method's operation on small parameter trees."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from warmstart import methods
+
+
+def tree(a, b, c):
+  return {'backbone': {'Dense_0': {'kernel': jnp.asarray(a, jnp.float32)}},
+          'head': {'Dense_0': {'kernel': jnp.asarray(b, jnp.float32),
+                               'bias': jnp.asarray(c, jnp.float32)}}}
+
+
+def test_shrink_toward_init_keeps_one_minus_shrink_of_the_trained_weights():
+  params, init = tree([[2.0, 4.0]], [[1.0]], [10.0]), tree([[0.0, 1.0]], [[-1.0]], [0.0])
+  out = methods.shrink_toward_init(params, init, 0.8)
+  np.testing.assert_allclose(out['backbone']['Dense_0']['kernel'], [[0.4, 1.6]], rtol=1e-6)
+  np.testing.assert_allclose(out['head']['Dense_0']['kernel'], [[-0.6]], rtol=1e-6)
+  np.testing.assert_allclose(out['head']['Dense_0']['bias'], [2.0], rtol=1e-6)
+
+
+def test_reset_head_restores_the_head_and_keeps_the_backbone():
+  params, init = tree([[2.0]], [[1.0]], [10.0]), tree([[0.0]], [[-1.0]], [0.5])
+  out = methods.reset_head(params, init)
+  assert float(out['backbone']['Dense_0']['kernel'][0, 0]) == 2.0
+  assert float(out['head']['Dense_0']['kernel'][0, 0]) == -1.0
+  assert float(out['head']['Dense_0']['bias'][0]) == 0.5
+
+
+def test_loss_terms():
+  params, init = tree([[1.0, 2.0]], [[3.0]], [0.0]), tree([[0.0, 1.0]], [[1.0]], [1.0])
+  assert float(methods.l2_penalty(params)) == pytest.approx(1 + 4 + 9)
+  assert float(methods.regen_penalty(params, init)) == pytest.approx(1 + 1 + 4 + 1)
+  logits = jnp.array([[1.0, 2.0], [0.0, 3.0]])
+  assert float(methods.spectral_penalty(logits)) == pytest.approx(0.5 * (5 + 9) / 2)
+
+
+def test_distillation_is_the_kl_from_teacher_to_student():
+  student, teacher = jnp.array([[0.0, 1.0]]), jnp.array([[2.0, 0.0]])
+  p = np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
+  q = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+  expected = float(np.sum(p * (np.log(p) - np.log(q))))
+  assert float(methods.distillation_loss(student, teacher)) == pytest.approx(expected, rel=1e-5)
+  assert float(methods.distillation_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+  grad = jax.grad(lambda t: methods.distillation_loss(student, t))(teacher)
+  assert float(jnp.abs(grad).sum()) == 0.0  # the teacher gets no gradient
+
+
+def test_augment_is_a_pad4_crop_or_its_mirror_image():
+  images = jnp.arange(2 * 6 * 6, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  out = np.asarray(methods.augment_images(images, jax.random.PRNGKey(3)))
+  padded = np.pad(np.asarray(images), ((0, 0), (4, 4), (4, 4), (0, 0)))
+  for i in range(2):
+    crops = [padded[i, r:r + 6, c:c + 6] for r in range(9) for c in range(9)]
+    candidates = crops + [crop[:, ::-1] for crop in crops]
+    assert any(np.array_equal(out[i], c) for c in candidates)
+  many = methods.augment_images(jnp.ones((64, 6, 6, 1)), jax.random.PRNGKey(0))
+  assert float(many.sum()) < 64 * 36  # some crops moved zero padding in
+
+
+def test_dormant_units_use_the_score_normalised_by_the_layer_mean():
+  features = jnp.array([[0.0, 1.0, 2.0, 0.1], [0.0, 3.0, 2.0, -0.1]])
+  # mean |h|: [0, 2, 2, 0.1]; layer mean 1.025; scores [0, 1.95, 1.95, 0.0976]
+  assert methods.dormant_units(features, 0.1).tolist() == [True, False, False, True]
+  assert methods.dormant_units(features, 0.05).tolist() == [True, False, False, False]
+
+
+def test_recycle_dormant_redraws_incoming_and_zeroes_outgoing_weights():
+  params = {'backbone': {'Dense_1': {'kernel': jnp.ones((2, 3)), 'bias': jnp.ones(3)}},
+            'head': {'Dense_0': {'kernel': jnp.ones((3, 2)), 'bias': jnp.ones(2)}}}
+  fresh = jax.tree_util.tree_map(lambda x: 5 * jnp.ones_like(x), params)
+  dormant = jnp.array([False, True, False])
+  out = methods.recycle_dormant(params, fresh, dormant,
+                                ('backbone/Dense_1/kernel', 'backbone/Dense_1/bias'),
+                                'head/Dense_0/kernel')
+  np.testing.assert_array_equal(out['backbone']['Dense_1']['kernel'], [[1, 5, 1], [1, 5, 1]])
+  np.testing.assert_array_equal(out['backbone']['Dense_1']['bias'], [1, 5, 1])
+  np.testing.assert_array_equal(out['head']['Dense_0']['kernel'], [[1, 1], [0, 0], [1, 1]])
+  np.testing.assert_array_equal(out['head']['Dense_0']['bias'], [1, 1])
+
+
+def test_parse_method_merges_presets_and_overrides():
+  config = methods.parse_method('hare_tortoise+aug:ema=0.99,ht_reset_epochs=2')
+  assert (config.ema, config.ht_reset_epochs, config.augment, config.warm_start) == (
+      0.99, 2.0, True, True)
+  assert methods.parse_method('fresh_ema') == methods.MethodConfig(warm_start=False, ema=0.999)
+  assert methods.parse_method('shrink_perturb').shrink == 0.8
+  assert methods.parse_method('ema:ht_reset_optimizer=true').ht_reset_optimizer is True
+
+
+@pytest.mark.parametrize('spec, words', [
+    ('hare', ['Unknown method', 'hare_tortoise']),
+    ('warm:momentum=0.9', ['momentum', 'ema']),
+    ('warm:ema=high', ['expected a number']),
+    ('warm:distill=1', ['teacher', 'ema']),
+    ('warm:ht_reset_epochs=1', ['Tortoise']),
+    ('warm:ema=1.0', ['[0, 1)']),
+])
+def test_parse_method_errors_name_the_problem(spec, words):
+  with pytest.raises(ValueError) as error:
+    methods.parse_method(spec)
+  for word in words:
+    assert word in str(error.value)

@@ -1,0 +1,246 @@
+"""The methods of the warm-start study (paper sections 3.4 and 5.1), one switch each.
+
+A method is a :class:`MethodConfig`: a frozen record of switches that combine freely
+(``warm`` + ``aug`` + ``l2`` + ``hare_tortoise`` ...). :data:`PRESETS` names the ones the paper
+compares; :func:`parse_method` turns ``"hare_tortoise+aug"`` or ``"ema:momentum=0.99"`` into a
+config. The operations themselves are pure functions on parameter pytrees, safe inside
+``jax.jit``; the parameter-space ones reuse ``agents/plasticity.py`` (shared with the RL agents):
+
+* loss terms      L2 (``l2 * sum theta^2``), spectral decoupling (``spectral/2 * mean ||logits||^2``,
+                  Pezeshki et al. 2021), regenerative regularisation (``regen * sum (theta -
+                  theta_0)^2``, Kumar et al. 2023), self-distillation (``distill * KL(teacher ||
+                  student)`` with the EMA network as teacher);
+* augmentation    pad-4 random crop + horizontal flip (per example, inside the jitted step);
+* between phases  Shrink & Perturb toward the stored initial weights (``theta <- (1 - a) theta +
+                  a theta_0``, paper: a = 0.8) and head reset (head <- its initial weights);
+* every step      EMA / Tortoise update ``tortoise <- m tortoise + (1 - m) hare``;
+* periodically    Hare & Tortoise reset ``hare <- tortoise`` and ReDo (dormant feature units
+                  re-initialised, their outgoing head weights zeroed).
+
+With ``ema > 0`` (EMA, self-distillation, H&T, fresh + EMA) the EMA network is the one that is
+evaluated ("the Tortoise predicts"); otherwise the trained network is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from agents import plasticity
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+  """Switches of one method; every default is "off" (plain warm start).
+
+  Attributes:
+    warm_start: bool, train on the noisy subset first (False: "fresh", the second phase only).
+    l2: float, coefficient of ``sum theta^2`` added to the loss (AdamW's decoupled weight decay
+      is separate and always on).
+    augment: bool, pad-4 random crop + horizontal flip of training images.
+    spectral: float, spectral decoupling strength (penalty ``spectral/2 * mean ||logits||^2``).
+    regen: float, regenerative regularisation strength (``regen * sum (theta - theta_0)^2``).
+    redo_tau: float, ReDo's dormancy threshold on the feature units (0: off).
+    redo_every_epochs: float, ReDo period in epochs of the current phase (paper: 5).
+    crelu_head: bool, CReLU in the model's head (see warmstart/models.py).
+    head_reset: bool, head <- initial head weights before every phase after the first.
+    shrink: float, Shrink & Perturb toward init before every phase after the first:
+      ``theta <- (1 - shrink) theta + shrink theta_0`` (paper: 0.8; 0 off).
+    ema: float, momentum m of an EMA network that predicts (0: no EMA network).
+    distill: float, self-distillation strength toward the EMA network (needs ema > 0).
+    distill_temperature: float, softmax temperature of the distillation targets.
+    ht_reset_epochs: float, Hare & Tortoise: hare <- tortoise every this many epochs of the
+      full clean data set's length in updates (needs ema > 0; 0: off).
+    ht_reset_optimizer: bool, also re-initialise the optimizer state at an H&T reset (the
+      official supervised code does not).
+  """
+  warm_start: bool = True
+  l2: float = 0.0
+  augment: bool = False
+  spectral: float = 0.0
+  regen: float = 0.0
+  redo_tau: float = 0.0
+  redo_every_epochs: float = 5.0
+  crelu_head: bool = False
+  head_reset: bool = False
+  shrink: float = 0.0
+  ema: float = 0.0
+  distill: float = 0.0
+  distill_temperature: float = 1.0
+  ht_reset_epochs: float = 0.0
+  ht_reset_optimizer: bool = False
+
+  def __post_init__(self):
+    if not 0.0 <= self.ema < 1.0:
+      raise ValueError(f'ema (the momentum m) must lie in [0, 1), got {self.ema}.')
+    if not 0.0 <= self.shrink <= 1.0:
+      raise ValueError(f'shrink must lie in [0, 1], got {self.shrink}; 0.8 is the paper\'s.')
+    if self.distill > 0 and self.ema == 0:
+      raise ValueError('distill > 0 needs a teacher: set ema > 0 (e.g. ema=0.999).')
+    if self.ht_reset_epochs > 0 and self.ema == 0:
+      raise ValueError('ht_reset_epochs > 0 needs a Tortoise: set ema > 0 (e.g. ema=0.999).')
+    for name in ('l2', 'spectral', 'regen', 'redo_tau', 'distill', 'ht_reset_epochs'):
+      if getattr(self, name) < 0:
+        raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}.')
+    if self.distill_temperature <= 0 or self.redo_every_epochs <= 0:
+      raise ValueError('distill_temperature and redo_every_epochs must be > 0.')
+
+  @property
+  def uses_ema(self) -> bool:
+    return self.ema > 0.0
+
+
+# Momentum and reset interval of H&T (official supervised code: m = 0.999, Hare reset every 10
+# epochs; the paper's text says every epoch). Other strengths: the paper tuned them over grids
+# that its text lost; these are our defaults and every one is settable (``name:key=value``).
+HT_MOMENTUM = 0.999
+PRESETS: dict[str, dict] = {
+    'warm': {},
+    'fresh': {'warm_start': False},
+    'fresh_aug': {'warm_start': False, 'augment': True},
+    'fresh_ema': {'warm_start': False, 'ema': HT_MOMENTUM},
+    'l2': {'l2': 1e-4},
+    'aug': {'augment': True},
+    'spectral': {'spectral': 1e-3},
+    'regen': {'regen': 1e-4},
+    'redo': {'redo_tau': 0.1},
+    'crelu': {'crelu_head': True},
+    'head_reset': {'head_reset': True},
+    'shrink_perturb': {'shrink': 0.8},
+    'sp_l2_aug': {'shrink': 0.8, 'l2': 1e-4, 'augment': True},
+    'ema': {'ema': HT_MOMENTUM},
+    'self_distill': {'ema': HT_MOMENTUM, 'distill': 1.0},
+    'hare_tortoise': {'ema': HT_MOMENTUM, 'ht_reset_epochs': 1.0},
+}
+
+
+def parse_method(spec: str) -> MethodConfig:
+  """``"hare_tortoise+aug:ema=0.99,ht_reset_epochs=2"`` -> MethodConfig.
+
+  Preset names joined by ``+`` are merged left to right; ``key=value`` pairs after ``:``
+  override single fields (any :class:`MethodConfig` field).
+  """
+  names, _, overrides = spec.partition(':')
+  settings: dict[str, Any] = {}
+  for name in names.split('+'):
+    name = name.strip()
+    if name not in PRESETS:
+      raise ValueError(f'Unknown method {name!r} in {spec!r}. Known methods: '
+                       f'{", ".join(PRESETS)}; combine them with "+" (e.g. "hare_tortoise+aug") '
+                       'and set fields with ":key=value" (e.g. "ema:ema=0.99").')
+    settings.update(PRESETS[name])
+  fields = {f.name: f for f in dataclasses.fields(MethodConfig)}
+  for pair in filter(None, (p.strip() for p in overrides.split(','))):
+    key, eq, value = pair.partition('=')
+    if not eq or key not in fields:
+      raise ValueError(f'Bad method setting {pair!r} in {spec!r}: use key=value with key one of '
+                       f'{", ".join(fields)}.')
+    settings[key] = _parse_value(value, fields[key].type, pair)
+  return MethodConfig(**settings)
+
+
+def _parse_value(text: str, type_name, pair: str):
+  type_name = str(type_name)
+  if 'bool' in type_name:
+    if text.lower() in ('1', 'true', 'yes'):
+      return True
+    if text.lower() in ('0', 'false', 'no'):
+      return False
+    raise ValueError(f'{pair!r}: expected true/false.')
+  try:
+    return float(text)
+  except ValueError:
+    raise ValueError(f'{pair!r}: expected a number.') from None
+
+
+# --------------------------------------------------------------------------- loss terms
+
+def l2_penalty(params: PyTree) -> jax.Array:
+  """``sum theta^2`` over every parameter."""
+  return sum(jnp.sum(jnp.square(p)) for p in jax.tree_util.tree_leaves(params))
+
+
+def regen_penalty(params: PyTree, initial_params: PyTree) -> jax.Array:
+  """``sum (theta - theta_0)^2``: L2 toward the initial weights (regenerative regularisation)."""
+  return sum(jnp.sum(jnp.square(p - p0)) for p, p0 in
+             zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(initial_params)))
+
+
+def spectral_penalty(logits: jax.Array) -> jax.Array:
+  """``mean_i ||logits_i||^2 / 2`` (spectral decoupling; the strength multiplies it)."""
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(logits), axis=-1))
+
+
+def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0) -> jax.Array:
+  """``mean_i KL(softmax(teacher_i / T) || softmax(student_i / T))`` (teacher gets no gradient)."""
+  teacher = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits) / temperature)
+  log_teacher = jax.nn.log_softmax(jax.lax.stop_gradient(teacher_logits) / temperature)
+  log_student = jax.nn.log_softmax(student_logits / temperature)
+  return jnp.mean(jnp.sum(teacher * (log_teacher - log_student), axis=-1))
+
+
+# --------------------------------------------------------------------------- augmentation
+
+def augment_images(images: jax.Array, rng: jax.Array, pad: int = 4) -> jax.Array:
+  """Pad-``pad`` random crop (zero padding) and random horizontal flip, per example."""
+  n, h, w, _ = images.shape
+  crop_rng, flip_rng = jax.random.split(rng)
+  padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  offsets = jax.random.randint(crop_rng, (n, 2), 0, 2 * pad + 1)
+  crop = lambda img, off: jax.lax.dynamic_slice(img, (off[0], off[1], 0), (h, w, img.shape[-1]))
+  cropped = jax.vmap(crop)(padded, offsets)
+  flip = jax.random.bernoulli(flip_rng, 0.5, (n, 1, 1, 1))
+  return jnp.where(flip, cropped[:, :, ::-1, :], cropped)
+
+
+# --------------------------------------------------------------------------- parameter operations
+
+def shrink_toward_init(params: PyTree, initial_params: PyTree, shrink) -> PyTree:
+  """Shrink & Perturb as the paper runs it: ``(1 - shrink) * theta + shrink * theta_0``.
+
+  The perturbation is the stored initialisation, so shrink 0.8 keeps 20% of the trained weights.
+  """
+  return plasticity.shrink_perturb(params, initial_params, 1.0 - shrink, shrink)
+
+
+def reset_head(params: PyTree, initial_params: PyTree) -> PyTree:
+  """Head reset: the ``head`` sub-tree takes its initial weights; the backbone is kept."""
+  return plasticity.reinitialize(params, initial_params, plasticity.select_mask(params, ('head',)))
+
+
+def dormant_units(features: jax.Array, tau: float) -> jax.Array:
+  """ReDo's tau-dormant units of a feature layer (Sokar et al. 2023).
+
+  The score of unit i is ``mean_x |h_i(x)|`` divided by the layer's mean of those means; a unit
+  is dormant when its score is <= tau. ``features`` is (N, D); returns a bool mask (D,).
+  """
+  activity = jnp.mean(jnp.abs(features), axis=0)
+  score = activity / (jnp.mean(activity) + 1e-9)
+  return score <= tau
+
+
+def recycle_dormant(params: PyTree, fresh: PyTree, dormant: jax.Array,
+                    incoming: tuple[str, ...], outgoing: str) -> PyTree:
+  """ReDo on the feature layer: incoming weights of dormant units re-drawn, outgoing zeroed.
+
+  Args:
+    params: the model's parameters (a dict with 'backbone' and 'head').
+    fresh: a fresh initialisation of the same tree (the re-drawn incoming weights).
+    dormant: bool (D,), the dormant feature units.
+    incoming: paths ('backbone/<layer>/<leaf>') of the arrays whose LAST axis indexes the feature
+      units (the last dense kernel and bias of the backbone, its norm's scale and bias).
+    outgoing: path of the head's first kernel, whose FIRST axis indexes the feature units.
+  """
+  def visit(path, leaf, fresh_leaf):
+    name = '/'.join(plasticity._key_name(k) for k in path)  # pylint: disable=protected-access
+    if name in incoming:
+      return jnp.where(dormant, fresh_leaf, leaf)
+    if name == outgoing:
+      return jnp.where(dormant[:, None], 0.0, leaf)
+    return leaf
+  return jax.tree_util.tree_map_with_path(visit, params, fresh)

@@ -1,0 +1,263 @@
+"""Command line of the warm-start study: methods x seeds (x subset x noise) -> files and plots.
+
+    python -m warmstart.run                       # the default comparison (Fashion-MNIST)
+    python -m warmstart.run --methods warm fresh hare_tortoise+aug --seeds 5 --model mlp
+    python -m warmstart.run --protocol continual --access buffer
+    python -m warmstart.run --subset 0.1 0.5 1.0 --noise 0 0.5 1.0 --methods warm   # Fig. 2 grid
+
+Writes into ``--out``: ``runs/<run>.json`` (one per method x seed x cell, atomically, so an
+interrupted study resumes where it stopped: finished runs are skipped), ``results.csv`` (one
+row per run and phase), ``summary.json`` and ``summary.md`` (mean, spread, paired differences
+with standard errors) and the plots of warmstart/plots.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from warmstart import data as data_lib
+from warmstart import methods as methods_lib
+from warmstart import models as models_lib
+from warmstart import protocols
+
+DEFAULT_METHODS = ('warm', 'fresh', 'fresh_ema', 'hare_tortoise', 'shrink_perturb')
+CSV_COLUMNS = (
+    'protocol', 'dataset', 'model', 'width', 'method', 'seed', 'subset', 'noise', 'phase',
+    'phase_name', 'phase_noise', 'phase_examples', 'updates', 'ht_resets', 'train_acc',
+    'test_acc', 'weight_magnitude', 'weight_distance', 'zero_activation_ratio',
+    'zero_gradient_ratio', 'srank', 'seconds')
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='python -m warmstart.run', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--protocol', choices=tuple(protocols.PROTOCOLS), default='warmstart',
+                      help='warmstart: noisy subset then full clean data; continual: 10 phases.')
+  parser.add_argument('--dataset', default='fashion_mnist',
+                      help=f'one of {", ".join(data_lib.DATASET_NAMES)} (default fashion_mnist).')
+  parser.add_argument('--data-root', default=None,
+                      help='folder holding the data set files (MNIST, CIFAR, Tiny ImageNet).')
+  parser.add_argument('--model', default='cnn', choices=models_lib.MODEL_NAMES)
+  parser.add_argument('--width', type=float, default=1.0, help='width multiplier of the model.')
+  parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
+                      help='method specs: presets joined by "+", fields after ":" '
+                      f'(presets: {", ".join(methods_lib.PRESETS)}). '
+                      'Example: hare_tortoise+aug:ema=0.99,ht_reset_epochs=2')
+  parser.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1.')
+  parser.add_argument('--first-seed', type=int, default=0)
+  parser.add_argument('--subset', type=float, nargs='+', default=[0.1],
+                      help='warm-start subset ratio(s); several make the Fig. 2 grid.')
+  parser.add_argument('--noise', type=float, nargs='+', default=[0.5],
+                      help='label-noise ratio(s) of the warm phase.')
+  parser.add_argument('--epochs', type=float, default=None,
+                      help='epochs of the full clean set (warm phase: as many updates); '
+                      'continual: epochs per phase. Default: the --preset value.')
+  parser.add_argument('--train-examples', type=int, default=None,
+                      help='train on a fixed random draw of this many examples (0: all).')
+  parser.add_argument('--batch-size', type=int, default=256)
+  parser.add_argument('--lr', type=float, default=None, help='default: the model\'s (App. A.2).')
+  parser.add_argument('--weight-decay', type=float, default=None)
+  parser.add_argument('--steps-per-call', type=int, default=None,
+                      help='updates per jitted call (0: a whole epoch). Default: 0 for mlp, '
+                      '1 for conv nets (XLA:CPU runs convolutions inside loops slowly).')
+  parser.add_argument('--access', choices=('full', 'buffer'), default='full',
+                      help='continual: all data seen so far, or new slice + buffer.')
+  parser.add_argument('--buffer-size', type=int, default=5000)
+  parser.add_argument('--phases', type=int, default=10, help='continual: number of phases.')
+  parser.add_argument('--out', default=None,
+                      help='output folder (default results/warmstart/<protocol>_<dataset>_<model>).')
+  parser.add_argument('--no-plots', action='store_true')
+  parser.add_argument('--no-progress', action='store_true')
+  return parser
+
+
+# Settings of the defaults: chosen so the default study finishes in minutes on 2 CPU cores.
+DEFAULT_EPOCHS = 20.0
+DEFAULT_TRAIN_EXAMPLES = 0
+
+
+def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
+  """Every (config, method spec) pair the arguments ask for, seeds innermost-last."""
+  steps = args.steps_per_call
+  if steps is None:
+    steps = 0 if args.model == 'mlp' else 1
+  base = protocols.ProtocolConfig(
+      dataset=args.dataset, model=args.model, width=args.width,
+      epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
+      train_examples=(args.train_examples if args.train_examples is not None
+                      else DEFAULT_TRAIN_EXAMPLES),
+      batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
+      steps_per_call=steps, num_phases=args.phases, access=args.access,
+      buffer_size=args.buffer_size)
+  cells = list(itertools.product(args.subset, args.noise))
+  if args.protocol == 'continual':
+    cells = cells[:1]
+  jobs = []
+  for subset, noise in cells:
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+      for spec in args.methods:
+        jobs.append((dataclasses.replace(base, subset=subset, noise=noise, seed=seed), spec))
+  return jobs
+
+
+def run_name(protocol: str, config: protocols.ProtocolConfig, spec: str) -> str:
+  safe = ''.join(c if c.isalnum() or c in '._-' else '_' for c in spec)
+  return f'{protocol}_{safe}_sub{config.subset:g}_noise{config.noise:g}_seed{config.seed}'
+
+
+def write_atomically(path: str, text: str) -> None:
+  folder = os.path.dirname(path) or '.'
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-')
+  with os.fdopen(fd, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction='ignore')
+  writer.writeheader()
+  for row in rows:
+    writer.writerow(row)
+  return buffer.getvalue()
+
+
+def summarize(rows: list[dict]) -> dict:
+  """Final test accuracy per method (mean, std, n) and paired differences between methods.
+
+  A paired difference uses the seeds (and subset/noise cells) both methods ran; its standard
+  error is ``std(d, ddof=1) / sqrt(n)``.
+  """
+  final = {}
+  for row in rows:
+    key = (row['method'], row['subset'], row['noise'], row['seed'])
+    if key not in final or row['phase'] > final[key]['phase']:
+      final[key] = row
+  by_method: dict[str, dict] = {}
+  for (method, subset, noise, seed), row in final.items():
+    by_method.setdefault(method, {})[(subset, noise, seed)] = row['test_acc']
+  methods = list(dict.fromkeys(row['method'] for row in rows))
+  summary = {'methods': {}, 'paired_differences': []}
+  for method in methods:
+    values = np.array(list(by_method[method].values()))
+    summary['methods'][method] = {
+        'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        'n': int(len(values))}
+  for a, b in itertools.permutations(methods, 2):
+    if methods.index(a) > methods.index(b):
+      continue
+    common = sorted(set(by_method[a]) & set(by_method[b]))
+    if not common:
+      continue
+    d = np.array([by_method[a][k] - by_method[b][k] for k in common])
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
+    summary['paired_differences'].append(
+        {'a': a, 'b': b, 'mean': float(d.mean()), 'se': se, 'n': int(len(d))})
+  return summary
+
+
+def summary_markdown(summary: dict, title: str) -> str:
+  lines = [f'## {title}', '', '| method | final test acc (mean) | std over seeds | n |',
+           '|---|---|---|---|']
+  for method, s in summary['methods'].items():
+    lines.append(f'| {method} | {100 * s["mean"]:.2f} | {100 * s["std"]:.2f} | {s["n"]} |')
+  lines += ['', '| a - b | mean (points) | s.e. | n |', '|---|---|---|---|']
+  for d in summary['paired_differences']:
+    lines.append(f'| {d["a"]} - {d["b"]} | {100 * d["mean"]:+.2f} | {100 * d["se"]:.2f} | '
+                 f'{d["n"]} |')
+  return '\n'.join(lines) + '\n'
+
+
+class Progress:
+  """One bar over every update of the study (steps/s and ETA), redrawn at most 4 times a second."""
+
+  def __init__(self, total: int, enabled: bool):
+    self.bar = None
+    if enabled:
+      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+      self.bar = tqdm(total=total, unit='upd', dynamic_ncols=True, mininterval=0.25)
+    self.last_draw = 0.0
+
+  def describe(self, text: str):
+    if self.bar is not None:
+      self.bar.set_description(text)
+
+  def __call__(self, updates, loss, accuracy):
+    if self.bar is None:
+      return
+    self.bar.update(updates)
+    now = time.time()
+    if now - self.last_draw > 2.0:  # reading the scalars waits for the device: do it seldom
+      self.bar.set_postfix(loss=f'{float(loss):.3f}', acc=f'{float(accuracy):.3f}')
+      self.last_draw = now
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    parsed = {spec: methods_lib.parse_method(spec) for spec in args.methods}
+    dataset = data_lib.load_dataset(args.dataset, args.data_root)
+  except (ValueError, FileNotFoundError) as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
+  jobs = configs_from_args(args)
+  out = args.out or os.path.join('results', 'warmstart',
+                                 f'{args.protocol}_{args.dataset}_{args.model}')
+  os.makedirs(os.path.join(out, 'runs'), exist_ok=True)
+  pending = [(c, s) for c, s in jobs
+             if not os.path.exists(os.path.join(out, 'runs', run_name(args.protocol, c, s) + '.json'))]
+  if len(pending) < len(jobs):
+    print(f'{len(jobs) - len(pending)} of {len(jobs)} runs already finished in {out}: skipped.')
+  total = sum(protocols.planned_updates(c, parsed[s], args.protocol, len(dataset.x_train))
+              for c, s in pending)
+  progress = Progress(total, not args.no_progress)
+  run_protocol = protocols.PROTOCOLS[args.protocol]
+  try:
+    for config, spec in pending:
+      progress.describe(f'{spec} seed {config.seed}')
+      rows = run_protocol(config, spec, parsed[spec], dataset, on_progress=progress)
+      record = {'config': dataclasses.asdict(config), 'method_spec': spec,
+                'method': dataclasses.asdict(parsed[spec]), 'rows': rows}
+      write_atomically(os.path.join(out, 'runs', run_name(args.protocol, config, spec) + '.json'),
+                       json.dumps(record, indent=1))
+  finally:
+    progress.close()
+  rows = []
+  for config, spec in jobs:
+    with open(os.path.join(out, 'runs', run_name(args.protocol, config, spec) + '.json')) as f:
+      rows.extend(json.load(f)['rows'])
+  write_atomically(os.path.join(out, 'results.csv'), rows_to_csv(rows))
+  summary = summarize(rows)
+  write_atomically(os.path.join(out, 'summary.json'), json.dumps(summary, indent=1))
+  title = (f'{args.protocol}, {args.dataset}, {args.model} (width {args.width:g}), '
+           f'subset {args.subset} noise {args.noise}')
+  markdown = summary_markdown(summary, title)
+  write_atomically(os.path.join(out, 'summary.md'), markdown)
+  print(markdown)
+  if not args.no_plots:
+    from warmstart import plots  # pylint: disable=import-outside-toplevel
+    for path in plots.plot_all(os.path.join(out, 'results.csv'), out):
+      print('plot:', path)
+  print(f'results in {out}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
