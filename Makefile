@@ -2,6 +2,7 @@
 #   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
+#   make warmstart [DATASET=fashion_mnist] [MODEL=cnn] [METHOD='warm fresh hare_tortoise'] [SEEDS_WS=3] [WS_ARGS='--epochs 5']
 #   make data (Fashion-MNIST for warmstart/) | make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install
 
 PY ?= python3
@@ -24,12 +25,17 @@ AGENTS ?= drq
 GAMES ?= all
 SEEDS ?= 5
 CPUS ?=
+DATASET ?= fashion_mnist
+MODEL ?=
+METHOD ?=
+SEEDS_WS ?=
+WS_ARGS ?=
 BBF_BENCH_ARGS ?= --widths 1 4 --rounds 2 --calls 1
 
-.PHONY: install atari analyze sweep test bench data clean-venv help
+.PHONY: install atari analyze sweep test bench data warmstart clean-venv help
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 $(STAMP): requirements.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -52,6 +58,10 @@ sweep: $(STAMP)
 	$(PYTHON) -m atari100k.sweep --agents $(AGENTS) --games $(GAMES) --seeds '$(SEEDS)' \
 	  --runs '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') $(if $(GIN),--gin '$(GIN)') \
 	  $(if $(CPUS),--cpus '$(CPUS)') $(ARGS)
+
+warmstart: $(STAMP) $(if $(filter fashion_mnist,$(DATASET)),data)
+	$(PYTHON) -m warmstart.run --dataset '$(DATASET)' $(if $(MODEL),--model '$(MODEL)') \
+	  $(if $(strip $(METHOD)),--methods $(METHOD)) $(if $(SEEDS_WS),--seeds '$(SEEDS_WS)') $(WS_ARGS)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q tests

@@ -19,6 +19,7 @@ BATCH = 3
 CLASSES = 5
 # name -> (width, input shape, feature width at that width)
 TINY = {'mlp': (0.1, (8, 8, 1), 10),
+        'mlp_nobn': (0.1, (8, 8, 1), 10),
         'cnn': (0.125, (8, 8, 1), 16),
         'resnet18': (1 / 16, (8, 8, 3), 32),
         'vit_tiny': (1 / 64, (8, 8, 3), 3),
@@ -74,7 +75,7 @@ def embed_and_classify(module, x, train):
 
 
 def test_model_names():
-  assert models.MODEL_NAMES == ('mlp', 'cnn', 'resnet18', 'vit_tiny', 'vgg16')
+  assert models.MODEL_NAMES == ('mlp', 'mlp_nobn', 'cnn', 'resnet18', 'vit_tiny', 'vgg16')
   assert set(TINY) == set(models.MODEL_NAMES)
 
 
@@ -151,6 +152,8 @@ def test_mlp_parameter_count():
   expected = dense(784, 100) + norm(100) + dense(100, 100) + norm(100) + dense(100, 10)
   assert expected == 90010
   assert full_count('mlp', (28, 28, 1)) == expected
+  no_bn = dense(784, 100) + dense(100, 100) + dense(100, 10)
+  assert full_count('mlp_nobn', (28, 28, 1)) == no_bn == 89610
 
 
 def test_mlp_crelu_halves_hidden_units_and_keeps_feature_width():

@@ -14,12 +14,16 @@ with standard errors) and the plots of warmstart/plots.py.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import dataclasses
+import functools
 import io
 import itertools
 import json
+import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import time
@@ -55,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='method specs: presets joined by "+", fields after ":" '
                       f'(presets: {", ".join(methods_lib.PRESETS)}). '
                       'Example: hare_tortoise+aug:ema=0.99,ht_reset_epochs=2')
+  parser.add_argument('--ema', type=float, default=None,
+                      help='momentum m of every method that keeps an EMA network (H&T, EMA, '
+                      'fresh_ema, self_distill); default: the default setting\'s (see below), '
+                      'the paper\'s 0.999 suits its ~20k updates a phase.')
   parser.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1.')
   parser.add_argument('--first-seed', type=int, default=0)
   parser.add_argument('--subset', type=float, nargs='+', default=[0.1],
@@ -78,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--phases', type=int, default=10, help='continual: number of phases.')
   parser.add_argument('--out', default=None,
                       help='output folder (default results/warmstart/<protocol>_<dataset>_<model>).')
+  parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+                      help='runs in parallel, one process and one core each (default: up to 2).')
   parser.add_argument('--no-plots', action='store_true')
   parser.add_argument('--no-progress', action='store_true')
   return parser
@@ -86,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Settings of the defaults: chosen so the default study finishes in minutes on 2 CPU cores.
 DEFAULT_EPOCHS = 20.0
 DEFAULT_TRAIN_EXAMPLES = 0
+DEFAULT_EMA = 0.999
 
 
 def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
@@ -200,7 +211,7 @@ class Progress:
       return
     self.bar.update(updates)
     now = time.time()
-    if now - self.last_draw > 2.0:  # reading the scalars waits for the device: do it seldom
+    if loss is not None and now - self.last_draw > 2.0:  # reading the scalars waits for the device: do it seldom
       self.bar.set_postfix(loss=f'{float(loss):.3f}', acc=f'{float(accuracy):.3f}')
       self.last_draw = now
 
@@ -209,10 +220,57 @@ class Progress:
       self.bar.close()
 
 
+def _save_run(out: str, protocol: str, parsed: dict, config, spec: str, rows: list) -> None:
+  record = {'config': dataclasses.asdict(config), 'method_spec': spec,
+            'method': dataclasses.asdict(parsed[spec]), 'rows': rows}
+  write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
+                   json.dumps(record, indent=1))
+
+
+_WORKER_DATASET = {}
+
+
+def _worker_run(protocol, config, spec, method, dataset_name, data_root, queue):
+  """One run in a worker process; progress goes back through ``queue``."""
+  key = (dataset_name, data_root)
+  if key not in _WORKER_DATASET:
+    _WORKER_DATASET.clear()
+    _WORKER_DATASET[key] = data_lib.load_dataset(dataset_name, data_root)
+  report = lambda updates, loss, accuracy: queue.put(updates)
+  return protocols.PROTOCOLS[protocol](config, spec, method, _WORKER_DATASET[key],
+                                       on_progress=report)
+
+
+def _run_in_workers(args, pending, parsed, progress, save) -> None:
+  """Runs ``pending`` in ``args.jobs`` processes (one XLA thread each); saves each as it ends."""
+  # Each worker gets one core: XLA's own thread pool would fight the other workers for it.
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false'
+                             ' intra_op_parallelism_threads=1').strip()
+  context = multiprocessing.get_context('spawn')
+  with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
+      max_workers=args.jobs, mp_context=context) as pool:
+    queue = manager.Queue()
+    futures = {pool.submit(_worker_run, args.protocol, config, spec, parsed[spec], args.dataset,
+                           args.data_root, queue): (config, spec) for config, spec in pending}
+    progress.describe(f'{len(pending)} runs in {args.jobs} processes')
+    remaining = set(futures)
+    while remaining:
+      done, remaining = concurrent.futures.wait(remaining, timeout=0.5)
+      while not queue.empty():
+        progress(queue.get(), None, None)
+      for future in done:
+        config, spec = futures[future]
+        save(config, spec, future.result())
+
+
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   try:
     parsed = {spec: methods_lib.parse_method(spec) for spec in args.methods}
+    momentum = args.ema if args.ema is not None else DEFAULT_EMA
+    parsed = {spec: dataclasses.replace(m, ema=momentum)
+              if m.uses_ema and not re.search(r'(^|,)\s*ema=', spec.partition(':')[2]) else m
+              for spec, m in parsed.items()}
     dataset = data_lib.load_dataset(args.dataset, args.data_root)
   except (ValueError, FileNotFoundError) as error:
     print(f'error: {error}', file=sys.stderr)
@@ -228,15 +286,16 @@ def main(argv=None) -> int:
   total = sum(protocols.planned_updates(c, parsed[s], args.protocol, len(dataset.x_train))
               for c, s in pending)
   progress = Progress(total, not args.no_progress)
-  run_protocol = protocols.PROTOCOLS[args.protocol]
+  run_one = functools.partial(_save_run, out, args.protocol, parsed)
   try:
-    for config, spec in pending:
-      progress.describe(f'{spec} seed {config.seed}')
-      rows = run_protocol(config, spec, parsed[spec], dataset, on_progress=progress)
-      record = {'config': dataclasses.asdict(config), 'method_spec': spec,
-                'method': dataclasses.asdict(parsed[spec]), 'rows': rows}
-      write_atomically(os.path.join(out, 'runs', run_name(args.protocol, config, spec) + '.json'),
-                       json.dumps(record, indent=1))
+    if args.jobs <= 1 or len(pending) <= 1:
+      run_protocol = protocols.PROTOCOLS[args.protocol]
+      for config, spec in pending:
+        progress.describe(f'{spec} seed {config.seed}')
+        run_one(config, spec, run_protocol(config, spec, parsed[spec], dataset,
+                                           on_progress=progress))
+    else:
+      _run_in_workers(args, pending, parsed, progress, run_one)
   finally:
     progress.close()
   rows = []
