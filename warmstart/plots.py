@@ -351,12 +351,20 @@ def plot_methods(rows: Sequence[dict], out_path, reference: str = 'fresh') -> st
   ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0,
                 ha='right' if len(names) > 4 else 'center')
   ax.set_xlabel('Method')
-  ax.set_ylabel('Final test accuracy')
+  ax.set_ylabel('Final test accuracy (axis zoomed to the data)')
+  # Differences of a point or two vanish on a 0-1 axis: zoom to the seeds and error bars.
+  shown = [acc for name in names for _, acc in values[name] if math.isfinite(acc)]
+  shown += [v for v in np.concatenate([means - np.nan_to_num(stds), means + np.nan_to_num(stds)])
+            if math.isfinite(v)]
+  if shown:
+    low, high = min(shown), max(shown)
+    pad = max(0.002, 0.15 * (high - low))
+    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
   config = ', '.join([f'subset {_fmt(s)}' for s in subsets] +
                      [f'noise {_fmt(n)}' for n in noises])
   config = f' ({config})' if config else ''
   ax.set_title(f'{title}: warm-start methods{config}')
-  ax.legend(loc='lower right', fontsize='small')
+  ax.legend(loc='best', fontsize='small')
   return _save(fig, out_path)
 
 
