@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import csv
+import ctypes
 import dataclasses
 import functools
 import io
@@ -24,6 +25,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -247,14 +249,26 @@ def _save_run(out: str, protocol: str, parsed: dict, config, spec: str, rows: li
 
 
 _WORKER_DATASET = {}
+_WORKER_PROGRESS = []  # the progress queue of this worker process
 
 
-def _worker_run(protocol, config, spec, method, dataset_name, data_root, queue):
-  """One run in a worker process; progress goes back through ``queue``."""
+def _init_worker(queue) -> None:
+  """Worker initializer: keep the progress queue; on Linux, end the worker when the parent dies
+  (e.g. killed) instead of leaving it computing an orphaned run."""
+  _WORKER_PROGRESS[:] = [queue]
+  try:
+    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
+def _worker_run(protocol, config, spec, method, dataset_name, data_root):
+  """One run in a worker process; progress goes back through the queue."""
   key = (dataset_name, data_root)
   if key not in _WORKER_DATASET:
     _WORKER_DATASET.clear()
     _WORKER_DATASET[key] = data_lib.load_dataset(dataset_name, data_root)
+  queue = _WORKER_PROGRESS[0]
   report = lambda updates, loss, accuracy: queue.put(updates)
   return protocols.PROTOCOLS[protocol](config, spec, method, _WORKER_DATASET[key],
                                        on_progress=report)
@@ -266,11 +280,12 @@ def _run_in_workers(args, pending, parsed, progress, save) -> None:
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false'
                              ' intra_op_parallelism_threads=1').strip()
   context = multiprocessing.get_context('spawn')
-  with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
-      max_workers=args.jobs, mp_context=context) as pool:
-    queue = manager.Queue()
+  queue = context.Queue()
+  with concurrent.futures.ProcessPoolExecutor(
+      max_workers=args.jobs, mp_context=context, initializer=_init_worker,
+      initargs=(queue,)) as pool:
     futures = {pool.submit(_worker_run, args.protocol, config, spec, parsed[spec], args.dataset,
-                           args.data_root, queue): (config, spec) for config, spec in pending}
+                           args.data_root): (config, spec) for config, spec in pending}
     progress.describe(f'{len(pending)} runs in {args.jobs} processes')
     remaining = set(futures)
     while remaining:
