@@ -408,7 +408,10 @@ def plot_continual(rows: Sequence[dict], out_path) -> str:
     ax.plot(xs, mean, marker='o', markersize=4, color=colours[line], label=label)
     ax.fill_between(xs, mean - std, mean + std, color=colours[line], alpha=0.2, linewidth=0)
   if len(phases) <= 20:
-    ax.set_xticks(phases, _phase_labels(continual, phases))
+    labels = _phase_labels(continual, phases)
+    long_labels = sum(len(label) for label in labels) > 40  # e.g. phase_0 ... phase_9
+    ax.set_xticks(phases, labels, rotation=30 if long_labels else 0,
+                  ha='right' if long_labels else 'center')
   ax.set_xlabel('Phase')
   ax.set_ylabel('Test accuracy')
   ax.set_title(f'{title}: continual protocol (mean \u00b1 std over seeds)')
