@@ -249,44 +249,40 @@ class Classifier(nn.Module):
         f'ReDo is implemented on the feature layer of the mlp and cnn models (without CReLU); '
         f'{type(self).__name__} has none. Drop the redo method or use --model mlp/cnn.')
 
-  def _dense_bn_feature_paths(self, dense: str, norm: str):
+  def _dense_feature_paths(self, dense: str, norm: str | None):
+    """Paths for ReDo when the features come out of ``dense`` (+ the BatchNorm ``norm``)."""
     if self.crelu_head:
       Classifier.feature_layer_paths(self)
-    incoming = tuple(f'backbone/{layer}/{leaf}' for layer, leaf in (
-        (dense, 'kernel'), (dense, 'bias'), (norm, 'scale'), (norm, 'bias')))
+    leaves = [(dense, 'kernel'), (dense, 'bias')]
+    if norm is not None:
+      leaves += [(norm, 'scale'), (norm, 'bias')]
+    incoming = tuple(f'backbone/{layer}/{leaf}' for layer, leaf in leaves)
     return incoming, 'head/Dense_0/kernel'
 
 
 class MLP(Classifier):
+  batch_norm = True  # a class constant, not a module field: MLPNoBN overrides it
+
   def setup(self):
     units = scaled(100, self.width)
     if self.crelu_head:
       units = max(1, units // 2)
-    self.backbone = MLPBackbone((units, units), crelu=self.crelu_head)
+    self.backbone = MLPBackbone((units, units), crelu=self.crelu_head,
+                                use_batch_norm=self.batch_norm)
     self.head = Head(self.num_classes)
 
   def feature_layer_paths(self):
-    return self._dense_bn_feature_paths('Dense_1', 'BatchNorm_1')
+    return self._dense_feature_paths('Dense_1', 'BatchNorm_1' if self.batch_norm else None)
 
 
 class MLPNoBN(MLP):
   """The 784-100-100-10 MLP without batch norm (the setting the project measured first)."""
-  def setup(self):
-    units = scaled(100, self.width)
-    if self.crelu_head:
-      units = max(1, units // 2)
-    self.backbone = MLPBackbone((units, units), crelu=self.crelu_head, use_batch_norm=False)
-    self.head = Head(self.num_classes)
-
-  def feature_layer_paths(self):
-    if self.crelu_head:
-      Classifier.feature_layer_paths(self)
-    return ('backbone/Dense_1/kernel', 'backbone/Dense_1/bias'), 'head/Dense_0/kernel'
+  batch_norm = False
 
 
 class CNN(Classifier):
   def feature_layer_paths(self):
-    return self._dense_bn_feature_paths('Dense_0', 'BatchNorm_2')
+    return self._dense_feature_paths('Dense_0', 'BatchNorm_2')
 
   def setup(self):
     self.backbone = CNNBackbone((scaled(32, self.width), scaled(64, self.width)),

@@ -188,9 +188,7 @@ def summarize(rows: list[dict]) -> dict:
     summary['methods'][method] = {
         'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if len(values) > 1 else 0.0,
         'n': int(len(values))}
-  for a, b in itertools.permutations(methods, 2):
-    if methods.index(a) > methods.index(b):
-      continue
+  for a, b in itertools.combinations(methods, 2):
     common = sorted(set(by_method[a]) & set(by_method[b]))
     if not common:
       continue
