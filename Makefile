@@ -1,5 +1,5 @@
 # Hare & Tortoise agent suite. Every target installs what it needs into .venv first.
-#   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1]
+#   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1] [RESTART=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
 #   make warmstart [DATASET=fashion_mnist] [MODEL=cnn] [METHOD='warm fresh hare_tortoise'] [SEEDS_WS=3] [WS_ARGS='--epochs 5']
@@ -19,6 +19,7 @@ RUNS ?= runs
 STEPS ?=
 GIN ?=
 FORCE ?=
+RESTART ?=
 BASELINES ?=
 ARGS ?=
 AGENTS ?= drq
@@ -49,7 +50,7 @@ install: $(STAMP)
 atari: $(STAMP)
 	$(PYTHON) -m atari100k.run --agent '$(AGENT)' --game '$(GAME)' --seed '$(SEED)' \
 	  --base_dir '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') \
-	  $(if $(GIN),--gin_bindings '$(GIN)') $(if $(FORCE),--force)
+	  $(if $(GIN),--gin_bindings '$(GIN)') $(if $(FORCE),--force) $(if $(RESTART),--restart)
 
 analyze: $(STAMP)
 	$(PYTHON) -m analysis.aggregate '$(RUNS)' $(if $(strip $(BASELINES)),--baselines $(BASELINES)) $(ARGS)

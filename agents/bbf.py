@@ -43,6 +43,8 @@ from dopamine.jax.agents.dqn import dqn_agent
 from agents import bbf_learning
 from agents import bbf_networks
 from agents import checkpointing
+from agents import divergence
+from agents import settings
 from agents.subsequence_replay import SubsequenceReplayBuffer
 
 
@@ -62,6 +64,35 @@ def _padded_size(n: int) -> int:
 @gin.configurable
 class BBFAgent(dqn_agent.JaxDQNAgent):
   """BBF with gin toggles for SPR, resets, S&P and Hare & Tortoise (see module docstring)."""
+
+  SETTING_RULES = {
+      'width_scale': settings.POSITIVE_INT,
+      'hidden_dim': settings.POSITIVE_INT,
+      'num_blocks': settings.POSITIVE_INT,
+      'num_atoms': settings.POSITIVE_INT,
+      'vmax': settings.POSITIVE,
+      'spr_weight': settings.NON_NEGATIVE,
+      'jumps': settings.NON_NEGATIVE_INT,
+      'batch_size': settings.POSITIVE_INT,
+      'replay_ratio': settings.POSITIVE_INT,
+      'batches_to_group': settings.POSITIVE_INT,
+      'update_horizon': settings.POSITIVE_INT,
+      'max_update_horizon': settings.POSITIVE_INT,
+      'min_gamma': settings.FRACTION,
+      'cycle_steps': settings.NON_NEGATIVE_INT,
+      'replay_capacity': settings.POSITIVE_INT,
+      'learning_rate': settings.POSITIVE,
+      'adam_eps': settings.POSITIVE,
+      'weight_decay': settings.NON_NEGATIVE,
+      'target_update_tau': settings.RATE,
+      'reset_every': settings.PERIOD,
+      'no_resets_after': settings.NON_NEGATIVE_INT,
+      'shrink_factor': settings.FRACTION,
+      'perturb_factor': settings.FRACTION,
+      'ht_reset_period': settings.PERIOD,
+      'summary_writing_frequency': settings.POSITIVE_INT,
+  }
+  OPTIONAL_SETTINGS = ()
 
   def __init__(self,
                num_actions: int,
@@ -140,17 +171,7 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
       seed: int, seeds initialisation, exploration and replay sampling.
       summary_writer: a TF summary writer or a folder for one (Dopamine's argument).
     """
-    if replay_ratio < 1 or replay_ratio % batches_to_group:
-      raise ValueError(f'replay_ratio ({replay_ratio}) must be a positive multiple of '
-                       f'batches_to_group ({batches_to_group}).')
-    if not 1 <= update_horizon <= max_update_horizon:
-      raise ValueError(f'Need 1 <= update_horizon ({update_horizon}) <= max_update_horizon '
-                       f'({max_update_horizon}).')
-    if replay_scheme not in ('prioritized', 'uniform'):
-      raise ValueError(f"replay_scheme must be 'prioritized' or 'uniform', got "
-                       f'{replay_scheme!r}.')
-    if not 0.0 < target_update_tau <= 1.0:
-      raise ValueError(f'target_update_tau must be in (0, 1], got {target_update_tau}.')
+    self.check_settings(locals())
     self._spr_weight = float(spr_weight)
     self._jumps = int(jumps)
     self._batch_size = int(batch_size)
@@ -201,11 +222,30 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
                      summary_writer=summary_writer,
                      summary_writing_frequency=summary_writing_frequency)
     self._grad_step = jnp.zeros((), jnp.int32)
+    self._loss_watch = divergence.LossWatch.create()
     self._learner = bbf_learning.LearnerConfig(
         network=self.network_def, optimizer=self.optimizer, spr_weight=self._spr_weight,
         double_dqn=self._double_dqn, data_augmentation=self._data_augmentation,
         ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer,
         frozen_prefixes=self._frozen_prefixes)
+
+  @classmethod
+  def check_settings(cls, values: dict) -> None:
+    """Raises ``settings.SettingError`` naming every setting out of its range."""
+    settings.check('BBFAgent', values, cls.SETTING_RULES)
+    ratio, group = values.get('replay_ratio', 2), values.get('batches_to_group', 2)
+    if ratio % group:
+      raise settings.SettingError(
+          f'BBFAgent.replay_ratio ({ratio}) must be a multiple of BBFAgent.batches_to_group '
+          f'({group}).')
+    low, high = values.get('update_horizon', 3), values.get('max_update_horizon', 10)
+    if not low <= high:
+      raise settings.SettingError(
+          f'Need BBFAgent.update_horizon ({low}) <= BBFAgent.max_update_horizon ({high}).')
+    scheme = values.get('replay_scheme', 'prioritized')
+    if scheme not in ('prioritized', 'uniform'):
+      raise settings.SettingError(
+          f"BBFAgent.replay_scheme must be 'prioritized' or 'uniform', got {scheme!r}.")
 
   # ------------------------------------------------------------------ building
   def _build_networks_and_optimizer(self):
@@ -278,6 +318,8 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
          jnp.float32(self._tau))
     self.gradient_steps += self._batches_to_group
     self.cycle_gradient_steps += self._batches_to_group
+    self._loss_watch = divergence.observe_loss(self._loss_watch, metrics['loss'],
+                                               self._grad_step)
     if self._bbf_replay_scheme == 'prioritized':
       dqn_loss = onp.asarray(metrics['dqn_loss']).reshape(-1)
       self._replay.update_priorities(keys, onp.sqrt(dqn_loss + 1e-10))
@@ -312,6 +354,14 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
 
   def _sync_weights(self):
     pass  # the EMA target update happens inside the jitted train step
+
+  # ------------------------------------------------------------------ health
+  def divergence(self, last_good_gradient_step: int | None = None):
+    """A ``divergence.Divergence`` if the loss or the parameters went non-finite, else None."""
+    return divergence.find(self._loss_watch,
+                           {'online parameters': self.online_params,
+                            'target parameters': self.target_network_params},
+                           last_good_gradient_step)
 
   # ------------------------------------------------------------------ acting
   def _epsilon(self) -> float:
@@ -376,12 +426,19 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
 
   # ------------------------------------------------------------------ checkpointing
   def checkpoint_state(self) -> dict:
-    """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
-    return {**checkpointing.agent_state(self),
-            'cycle_gradient_steps': self.cycle_gradient_steps}
+    """Everything needed to resume training (params, optimizer, counters, RNG, replay), as
+    plain values and numpy arrays (``agents.checkpointing``)."""
+    return {**checkpointing.agent_state(self, self._replay.to_state_dict()),
+            'cycle_gradient_steps': int(self.cycle_gradient_steps)}
 
   def load_checkpoint_state(self, state: dict) -> None:
+    """Restores ``checkpoint_state``; raises ``checkpointing.CheckpointMismatch`` if it
+    belongs to another configuration."""
     checkpointing.restore_agent_state(self, state)
-    self.cycle_gradient_steps = state['cycle_gradient_steps']
+    try:
+      self._replay.from_state_dict(state['replay'])
+    except (KeyError, TypeError, ValueError) as e:
+      raise checkpointing.CheckpointMismatch(f'replay buffer: {e}') from None
+    self.cycle_gradient_steps = int(state['cycle_gradient_steps'])
     # The interrupted episode restarts: its partial segment must not continue into the new one.
     self._replay.end_segment()

@@ -41,7 +41,10 @@ from dopamine.jax.replay_memory import samplers
 from dopamine.labs.atari_100k import atari_100k_rainbow_agent
 
 from agents import checkpointing
+from agents import divergence
 from agents import plasticity
+from agents import replay_state
+from agents import settings
 from agents.replay import EpisodeTransitionAccumulator
 
 
@@ -109,6 +112,18 @@ def _as_prefixes(prefixes):
 class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
   """DrQ(eps) with gin toggles for Hare & Tortoise, S&P and head resets."""
 
+  SETTING_RULES = {
+      'target_update_tau': settings.RATE,
+      'ht_reset_period': settings.PERIOD,
+      'sp_period': settings.PERIOD,
+      'sp_shrink': settings.FRACTION,
+      'sp_perturb': settings.FRACTION,
+      'head_reset_period': settings.PERIOD,
+      'resets_stop_at': settings.NON_NEGATIVE_INT,
+      'summary_writing_frequency': settings.POSITIVE_INT,
+  }
+  OPTIONAL_SETTINGS = ('target_update_tau',)
+
   def __init__(self,
                num_actions: int,
                target_update_tau: float | None = None,
@@ -147,12 +162,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     Dopamine's own settings stay on Dopamine's classes: ``JaxDQNAgent.gamma``,
     ``JaxFullRainbowAgent.dueling``, ``Atari100kRainbowAgent.data_augmentation``, ...
     """
-    if target_update_tau is not None and not 0.0 < target_update_tau <= 1.0:
-      raise ValueError(f'target_update_tau must be in (0, 1], got {target_update_tau}.')
-    if ht_reset_period and target_update_tau is None:
-      raise ValueError(
-          'ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '
-          '(e.g. 0.005). With Dopamine\'s per-step hard copy an H&T reset does nothing.')
+    self.check_settings(locals())
     self._target_update_tau = target_update_tau
     self._ht_reset_period = int(ht_reset_period)
     self._ht_reset_optimizer = bool(ht_reset_optimizer)
@@ -170,10 +180,20 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     super().__init__(num_actions=num_actions, seed=seed, summary_writer=summary_writer)
     self.summary_writing_frequency = int(summary_writing_frequency)
     self._grad_step = jnp.zeros((), jnp.int32)
+    self._loss_watch = divergence.LossWatch.create()
     if self._head_prefixes:  # fail at start-up, not at step 20,000, on a misspelt prefix
       plasticity.select_mask(self.online_params, self._head_prefixes)
     if self._sp_prefixes:
       plasticity.select_mask(self.online_params, self._sp_prefixes)
+
+  @classmethod
+  def check_settings(cls, values: dict) -> None:
+    """Raises ``settings.SettingError`` naming every setting out of its range."""
+    settings.check('DrQAgent', values, cls.SETTING_RULES, cls.OPTIONAL_SETTINGS)
+    if values.get('ht_reset_period') and values.get('target_update_tau') is None:
+      raise settings.SettingError(
+          'DrQAgent.ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '
+          '(e.g. 0.005). With Dopamine\'s per-step hard copy an H&T reset does nothing.')
 
   # ------------------------------------------------------------------ building
   @property
@@ -223,6 +243,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
          ht_reset_period=self._ht_reset_period,
          ht_reset_optimizer=self._ht_reset_optimizer)
     self.gradient_steps += 1
+    self._loss_watch = divergence.observe_loss(self._loss_watch, mean_loss, self._grad_step)
     if self._replay_scheme == 'prioritized':
       self._replay.update(self.replay_elements['indices'], priorities=jnp.sqrt(loss + 1e-10))
     self._maybe_write_loss(mean_loss)
@@ -278,12 +299,31 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     self.action = onp.asarray(action)
     return self.action
 
+  # ------------------------------------------------------------------ health
+  def divergence(self, last_good_gradient_step: int | None = None):
+    """A ``divergence.Divergence`` if the loss or the parameters went non-finite, else None.
+
+    The loss is observed on every gradient step of the jitted plasticity path; Dopamine's
+    stock update (every toggle off) keeps its loss to itself, so there only the parameters
+    are checked."""
+    stock = self._target_update_tau is None and not self._ht_reset_period
+    return divergence.find(None if stock else self._loss_watch,
+                           {'online parameters': self.online_params,
+                            'target parameters': self.target_network_params},
+                           last_good_gradient_step)
+
   # ------------------------------------------------------------------ checkpointing
   def checkpoint_state(self) -> dict:
-    """Everything needed to resume training (params, optimizer, counters, RNG, replay)."""
-    return checkpointing.agent_state(self)
+    """Everything needed to resume training (params, optimizer, counters, RNG, replay), as
+    plain values and numpy arrays (``agents.checkpointing``; the replay: ``replay_state``)."""
+    return checkpointing.agent_state(self, replay_state.buffer_state(self._replay))
 
   def load_checkpoint_state(self, state: dict) -> None:
+    """Restores ``checkpoint_state``; raises ``checkpointing.CheckpointMismatch`` (or
+    ValueError) if it belongs to another configuration."""
     checkpointing.restore_agent_state(self, state)
-    # The interrupted episode is not resumed: its partial n-step segment is dropped.
-    self._replay._transition_accumulator.clear()  # pylint: disable=protected-access
+    try:
+      # The interrupted episode is not resumed: its partial n-step segment is dropped.
+      replay_state.restore_buffer(self._replay, state['replay'])
+    except (KeyError, TypeError, ValueError) as e:
+      raise checkpointing.CheckpointMismatch(f'replay buffer: {e}') from None

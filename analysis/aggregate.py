@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                            'bit-for-bit equal fast versions (same numbers, several times slower)')
   parser.add_argument('--no-plots', '--no_plots', action='store_true', dest='no_plots',
                       help='write the table only')
+  parser.add_argument('--skip-failed', '--skip_failed', action='store_true', dest='skip_failed',
+                      help='leave out runs that diverged (failed.json) instead of stopping with '
+                           'an error naming them; the table\'s notes count them')
   return parser
 
 
@@ -115,7 +118,7 @@ def _output_dir(args) -> str:
 def _load(args):
   agents, summary = [], None
   if args.runs_dir:
-    agents, summary = loading.load_runs(args.runs_dir)
+    agents, summary = loading.load_runs(args.runs_dir, skip_failed=args.skip_failed)
   agents += [loading.load_baseline(name) for name in args.baselines]
   agents += [loading.load_score_file(path) for path in args.score_files]
   return agents, summary

@@ -5,7 +5,9 @@ Sources:
 
 * run folders following the run-output contract, ``<RUNS_DIR>/<AGENT>/<Game>/seed_<k>/result.json``
   (searched recursively; the agent, game, seed and ``score`` are read from the file itself). A
-  ``seed_<k>`` folder without ``result.json`` is an unfinished run: counted, not an error. Folders
+  ``seed_<k>`` folder without ``result.json`` is an unfinished run: counted, not an error. A
+  folder with ``failed.json`` holds a run that diverged: an error naming it, unless
+  ``skip_failed`` (then left out and counted: dropping runs biases the aggregate). Folders
   named ``*.old-*`` hold runs superseded by ``--force`` (see ``atari100k.run``): skipped, counted.
 * published baselines shipped with the package, ``analysis/data/published/<NAME>.json``;
 * score files in the same format, ``{"Game": [score_run_1, score_run_2, ...]}`` (raw scores),
@@ -35,8 +37,8 @@ import re
 import numpy as np
 
 from analysis import DATA_DIR, AnalysisError, normalization
+from atari100k.files import FAILED_FILE, RESULT_FILE
 
-RESULT_FILE = 'result.json'
 PUBLISHED_DIR = os.path.join(DATA_DIR, 'published')
 _SEED_DIR = re.compile(r'^seed_\d+$')
 _SUPERSEDED_DIR = re.compile(r'\.old-')
@@ -98,6 +100,7 @@ class RunsSummary:
   runs_dir: str
   finished: int = 0
   unfinished: list[str] = dataclasses.field(default_factory=list)
+  failed: list[str] = dataclasses.field(default_factory=list)
   superseded: int = 0
 
 
@@ -154,12 +157,18 @@ def _read_result(path: str) -> tuple[str, str, int, float]:
   return agent.strip(), game, seed, score
 
 
-def load_runs(runs_dir: str) -> tuple[list[AgentScores], RunsSummary]:
+def load_runs(runs_dir: str, skip_failed: bool = False
+              ) -> tuple[list[AgentScores], RunsSummary]:
   """Reads every ``result.json`` under ``runs_dir``; one ``AgentScores`` per agent, sorted by name.
 
+  Args:
+    runs_dir: str, the root of the run folders.
+    skip_failed: bool, leave diverged runs (``failed.json``) out instead of refusing them.
+
   Raises:
-    AnalysisError: no such folder, no finished run in it, or unusable result files (all the
-      files at fault are counted, the first few named).
+    AnalysisError: no such folder, no finished run in it, a diverged run (unless
+      ``skip_failed``), or unusable result files (all the files at fault are counted, the first
+      few named).
   """
   if not os.path.isdir(runs_dir):
     raise AnalysisError(f'The runs folder {runs_dir!r} does not exist or is not a folder. Give '
@@ -174,7 +183,9 @@ def load_runs(runs_dir: str) -> tuple[list[AgentScores], RunsSummary]:
     summary.superseded += len(superseded)
     subfolders[:] = sorted(d for d in subfolders if d not in superseded)
     if RESULT_FILE not in files:
-      if _SEED_DIR.match(os.path.basename(folder)):
+      if FAILED_FILE in files:
+        summary.failed.append(folder)
+      elif _SEED_DIR.match(os.path.basename(folder)):
         summary.unfinished.append(folder)
       continue
     path = os.path.join(folder, RESULT_FILE)
@@ -190,6 +201,14 @@ def load_runs(runs_dir: str) -> tuple[list[AgentScores], RunsSummary]:
       continue
     found[key] = path
     by_agent.setdefault(agent, {}).setdefault(game, []).append((seed, score))
+  if summary.failed and not skip_failed:
+    names = [os.path.relpath(p, runs_dir) for p in sorted(summary.failed)]
+    shown = ', '.join(names[:_MAX_LISTED_ERRORS]) + (
+        f' and {len(names) - _MAX_LISTED_ERRORS} more' if len(names) > _MAX_LISTED_ERRORS else '')
+    errors.append(
+        f'{len(names)} run(s) under {runs_dir!r} diverged (failed.json, no result): {shown}. '
+        'An aggregate without them is biased toward the runs that survived; pass '
+        '--skip-failed to leave them out anyway (the table then says how many).')
   _raise_collected(errors)
   summary.finished = len(found)
   if not found:

@@ -106,6 +106,10 @@ def build_table(matrices: list[AgentMatrix], results: metrics_lib.Results, reps:
       names = [os.path.relpath(p, summary.runs_dir) for p in sorted(summary.unfinished)]
       notes.append(f'{len(names)} unfinished run(s) (seed folder without result.json) under '
                    f'{summary.runs_dir} not counted: {_listing(names)}.')
+    if summary.failed:
+      names = [os.path.relpath(p, summary.runs_dir) for p in sorted(summary.failed)]
+      notes.append(f'{len(names)} diverged run(s) (failed.json, left out by --skip-failed) '
+                   f'under {summary.runs_dir}: {_listing(names)}.')
     if summary.superseded:
       notes.append(f'{summary.superseded} superseded run folder(s) (*.old-*, kept by --force) '
                    'skipped.')

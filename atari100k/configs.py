@@ -53,6 +53,22 @@ def import_configurables() -> None:
       raise
 
 
+def check_settings() -> None:
+  """Applies the range checks of every configurable with a ``check_settings`` classmethod to
+  the parsed gin config (defaults plus bindings), before anything is built.
+
+  Raises:
+    agents.settings.SettingError: the first configurable with a bad value, naming each binding.
+  """
+  # pylint: disable=import-outside-toplevel
+  import agents.bbf
+  import agents.drq
+  import atari100k.runner
+  from agents import settings
+  for cls in (agents.drq.DrQAgent, agents.bbf.BBFAgent, atari100k.runner.Atari100kRunner):
+    cls.check_settings(settings.settings_from_gin(cls))
+
+
 def parse_agent_config(name: str, bindings=()) -> None:
   """Clears gin, then parses ``gin/<name>.gin`` and ``bindings`` (a list of 'A.b = v').
 

@@ -7,7 +7,11 @@ iteration/checkpoint plumbing with what a 100k-step run on a laptop needs:
 
 * training in chunks with a progress bar (steps/s, ETA) and a ``progress.csv`` row per chunk;
 * a checkpoint (agent, optimizer, replay buffer, counters) every ``checkpoint_every`` steps,
-  written atomically; a restarted run resumes from it (the interrupted episode restarts);
+  written atomically in a format that loads no code (``atari100k.checkpoint_file``); a
+  restarted run resumes from it (the interrupted episode restarts, ``progress.csv`` is cut
+  back to the checkpoint's step);
+* a divergence check after every chunk (``agents.divergence``): a non-finite loss or
+  parameter stops the run with ``RunDiverged`` and writes ``failed.json`` instead of a result;
 * ``result.json`` (DESIGN.md's run-output contract) written atomically after evaluation,
   ``config.gin`` with the operative gin config, TensorBoard events from Dopamine's writers.
 
@@ -17,9 +21,9 @@ Run folder: ``<base_dir>/<agent>/<Game>/seed_<k>/``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import pickle
 import platform
 import sys
 import time
@@ -32,29 +36,30 @@ from dopamine.discrete_domains import iteration_statistics
 from dopamine.labs.atari_100k import atari_100k_runner
 from tqdm import tqdm
 
+from agents import checkpointing
+from agents import settings
+from atari100k import checkpoint_file
 from atari100k import environment
+from atari100k.files import FAILED_FILE, RESULT_FILE, write_atomically
 
-CHECKPOINT_FILE = 'checkpoint.pkl'
-RESULT_FILE = 'result.json'
+CHECKPOINT_FILE = 'checkpoint.npz'
+OLD_PICKLE_CHECKPOINT = 'checkpoint.pkl'  # format 1, refused (a pickle can run code)
+PROGRESS_FILE = 'progress.csv'
 PACKAGES = ('dopamine-rl', 'jax', 'jaxlib', 'flax', 'optax', 'gin-config', 'ale-py',
             'gymnasium', 'numpy', 'tensorflow')
 
 
-def write_atomically(path: str, data) -> None:
-  """Writes ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
+class RunDiverged(RuntimeError):
+  """The loss or the parameters went non-finite; ``failed.json`` has been written."""
 
-  The content goes to a temporary file in the same folder, is synced, then renamed over
-  ``path``: a reader sees the old file or the new one, never a partial one.
-  """
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    if callable(data):
-      data(f)
-    else:
-      f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  def __init__(self, message: str, failure: dict):
+    super().__init__(message)
+    self.failure = failure
+
+
+class RunFilesError(OSError):
+  """A run file (checkpoint, progress, result) could not be written; the message says what is
+  left intact and how to go on."""
 
 
 def format_duration(seconds: float) -> str:
@@ -74,6 +79,30 @@ def package_versions() -> dict:
     except metadata.PackageNotFoundError:
       versions[name] = None
   return versions
+
+
+def check_checkpoint(folder: str, expected: dict) -> dict | None:
+  """The header of the run folder's checkpoint (None if there is none), checked against the
+  run (``expected``: agent, game, seed and, when known, agent_class).
+
+  Raises:
+    checkpoint_file.CheckpointError: unreadable, of another format, or of another run.
+  """
+  path = os.path.join(folder, 'checkpoints', CHECKPOINT_FILE)
+  old = os.path.join(folder, 'checkpoints', OLD_PICKLE_CHECKPOINT)
+  if not os.path.exists(path):
+    if os.path.exists(old):
+      raise checkpoint_file.CheckpointError(
+          old, 'a checkpoint in the pickle format of earlier versions, which this version '
+          'does not load (unpickling can run any code the file holds)')
+    return None
+  info = checkpoint_file.read_info(path)
+  for key in ('agent', 'game', 'seed', 'agent_class'):
+    if key in expected and info.get(key) != expected[key]:
+      raise checkpoint_file.CheckpointError(
+          path, f'it belongs to another run ({key} {info.get(key)!r}, this run '
+          f'{expected[key]!r})')
+  return info
 
 
 @gin.configurable
@@ -102,13 +131,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
     Dopamine's settings stay on Dopamine's classes and are set by gin:
     ``Runner.training_steps``, ``DataEfficientAtariRunner.num_eval_episodes``, ...
     """
-    if chunk_steps < 2 or chunk_steps % 2:
-      # Dopamine's _run_parallel restarts its step counter at every call but keeps its two-slot
-      # observation buffer: after an odd-length call the next step logs the wrong frame.
-      raise ValueError(f'chunk_steps must be even and >= 2, got {chunk_steps}.')
-    if checkpoint_every % chunk_steps:
-      raise ValueError(f'checkpoint_every ({checkpoint_every}) must be a multiple of '
-                       f'chunk_steps ({chunk_steps}).')
+    self.check_settings(locals())
     self.game = environment.check_game(game)
     self.seed = int(seed)
     self.agent_name = agent_name
@@ -119,6 +142,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
     self._progress = progress
     self._env_count = 0
     self._eval_bar = None
+    self._last_good_gradient_step = None  # gradient step of the last divergence check passed
     os.makedirs(base_dir, exist_ok=True)
 
     def make_env():
@@ -132,6 +156,22 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
 
     super().__init__(base_dir, make_agent, create_environment_fn=make_env)
 
+  @classmethod
+  def check_settings(cls, values: dict) -> None:
+    """Raises ``settings.SettingError`` naming a chunk or checkpoint period that cannot work."""
+    settings.check('Atari100kRunner', values, {'chunk_steps': settings.POSITIVE_INT,
+                                               'checkpoint_every': settings.POSITIVE_INT})
+    chunk, every = values.get('chunk_steps', 1000), values.get('checkpoint_every', 10_000)
+    if chunk < 2 or chunk % 2:
+      # Dopamine's _run_parallel restarts its step counter at every call but keeps its two-slot
+      # observation buffer: after an odd-length call the next step logs the wrong frame.
+      raise settings.SettingError(f'Atari100kRunner.chunk_steps must be even and >= 2, got '
+                                  f'{chunk}.')
+    if every % chunk:
+      raise settings.SettingError(
+          f'Atari100kRunner.checkpoint_every ({every}) must be a multiple of '
+          f'Atari100kRunner.chunk_steps ({chunk}).')
+
   # Dopamine's iteration checkpointer is replaced by ``_save_checkpoint``/``_load_checkpoint``.
   def _initialize_checkpointer_and_maybe_resume(self, checkpoint_file_prefix):
     self._start_iteration = 0
@@ -144,26 +184,67 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
   def checkpoint_path(self) -> str:
     return os.path.join(self._base_dir, 'checkpoints', CHECKPOINT_FILE)
 
+  @property
+  def progress_path(self) -> str:
+    return os.path.join(self._base_dir, PROGRESS_FILE)
+
+  def _run_info(self, steps_done: int) -> dict:
+    return {'agent': self.agent_name, 'game': self.game, 'seed': self.seed,
+            'steps_done': int(steps_done), 'agent_class': type(self._agent).__name__}
+
   # ------------------------------------------------------------------ checkpoints
   def _save_checkpoint(self, steps_done: int, train_returns: list, wall_time: float) -> None:
     os.makedirs(os.path.dirname(self.checkpoint_path), exist_ok=True)
-    payload = {
-        'format': 1,
-        'steps_done': steps_done,
-        'train_returns': list(train_returns),
-        'wall_time': wall_time,
-        'agent': jax.device_get(self._agent.checkpoint_state()),
+    tree = {
+        'runner': {'steps_done': int(steps_done),
+                   'train_returns': [float(r) for r in train_returns],
+                   'wall_time': float(wall_time)},
+        'agent': self._agent.checkpoint_state(),
     }
-    # Streamed: the replay buffer makes this file large (about 3 GB at 100k steps).
-    write_atomically(self.checkpoint_path, lambda f: pickle.dump(payload, f, protocol=4))
+    try:
+      checkpoint_file.save(self.checkpoint_path, tree, self._run_info(steps_done))
+    except OSError as e:
+      previous = ('the previous checkpoint is intact and the same command resumes from it'
+                  if os.path.exists(self.checkpoint_path) else 'no earlier checkpoint exists')
+      raise RunFilesError(
+          e.errno, f'cannot write the checkpoint {self.checkpoint_path} at step {steps_done} '
+          f'({e.strerror or e}); {previous}. Free disk space (a DrQ checkpoint at 100k steps '
+          'is under 1 GB) or check the folder\'s permissions.') from e
+
+  def _remove_partial_writes(self) -> None:
+    """Deletes the temporary files of writes that a killed process left (``*.tmp-<pid>``):
+    the files they were to replace are intact."""
+    for folder in (self._base_dir, os.path.dirname(self.checkpoint_path)):
+      if os.path.isdir(folder):
+        for name in os.listdir(folder):
+          if '.tmp-' in name:
+            os.remove(os.path.join(folder, name))
 
   def _load_checkpoint(self):
-    if not os.path.exists(self.checkpoint_path):
+    """The saved runner state (``steps_done``, ``train_returns``, ``wall_time``), after loading
+    the agent's state; None without a checkpoint.
+
+    Raises:
+      checkpoint_file.CheckpointError: unreadable, of another format, or of another run.
+    """
+    if check_checkpoint(self._base_dir, self._run_info(0)) is None:
       return None
-    with open(self.checkpoint_path, 'rb') as f:
-      payload = pickle.load(f)
-    self._agent.load_checkpoint_state(payload['agent'])
-    return payload
+    _, tree = checkpoint_file.load(self.checkpoint_path)
+    try:
+      runner_state = tree['runner']
+      steps_done = int(runner_state['steps_done'])
+      self._agent.load_checkpoint_state(tree['agent'])
+    except (checkpointing.CheckpointMismatch, KeyError, TypeError, ValueError) as e:
+      raise checkpoint_file.CheckpointError(
+          self.checkpoint_path, f'it does not fit this run\'s agent (written with other '
+          f'settings or another version?): {e}') from None
+    if steps_done > self.training_steps:
+      raise checkpoint_file.CheckpointError(
+          self.checkpoint_path, f'it is at step {steps_done}, past this run\'s '
+          f'{self.training_steps} training steps')
+    return {'steps_done': steps_done,
+            'train_returns': [float(r) for r in runner_state['train_returns']],
+            'wall_time': float(runner_state['wall_time'])}
 
   # ------------------------------------------------------------------ outputs
   def _write_config(self) -> None:
@@ -171,13 +252,83 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
                      gin.operative_config_str().encode())
 
   def _append_progress(self, row: dict) -> None:
-    path = os.path.join(self._base_dir, 'progress.csv')
-    new = not os.path.exists(path)
-    with open(path, 'a', newline='') as f:
-      writer = csv.DictWriter(f, fieldnames=list(row))
-      if new:
-        writer.writeheader()
-      writer.writerow(row)
+    new = not os.path.exists(self.progress_path)
+    try:
+      with open(self.progress_path, 'a', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+          writer.writeheader()
+        writer.writerow(row)
+    except OSError as e:
+      raise RunFilesError(
+          e.errno, f'cannot append to {self.progress_path} at step {row["env_steps"]} '
+          f'({e.strerror or e}); the same command resumes from the last checkpoint once the '
+          'folder is writable again.') from e
+
+  def _truncate_progress(self, steps_done: int) -> None:
+    """Keeps the rows up to ``steps_done`` (the checkpoint resumed from): the steps after it
+    are trained again and get their rows again."""
+    if not os.path.exists(self.progress_path):
+      return
+    try:
+      with open(self.progress_path, newline='') as f:
+        rows = list(csv.reader(f))
+      if not rows:
+        return
+      kept = [rows[0]] + [r for r in rows[1:]
+                          if r and r[0].isdigit() and int(r[0]) <= steps_done]
+      if len(kept) == len(rows):
+        return
+      text = io.StringIO()
+      csv.writer(text).writerows(kept)
+      write_atomically(self.progress_path, text.getvalue().encode())
+    except OSError as e:
+      raise RunFilesError(e.errno, f'cannot rewrite {self.progress_path} ({e.strerror or e}); '
+                          'fix the file or its folder and run the same command.') from e
+
+  def _write_failure(self, steps_done: int, train_returns: list, wall_time: float,
+                     found) -> dict:
+    last_checkpoint = None
+    if os.path.exists(self.checkpoint_path):
+      last_checkpoint = checkpoint_file.read_info(self.checkpoint_path).get('steps_done')
+    failure = {
+        'status': 'diverged',
+        'why': found.describe(),
+        'quantity': found.quantity,
+        'gradient_step': found.gradient_step,
+        'last_good_gradient_step': found.last_good_gradient_step,
+        'detected_at_env_step': int(steps_done),
+        'detected_at_gradient_step': int(self._agent.gradient_steps),
+        'last_finite_loss': found.last_finite_loss,
+        'last_finite_loss_step': found.last_finite_loss_step,
+        'last_checkpoint_step': last_checkpoint,
+        'agent': self.agent_name,
+        'game': self.game,
+        'seed': self.seed,
+        'train_episodes': len(train_returns),
+        'wall_time_s': round(wall_time, 1),
+        'versions': package_versions(),
+        'gin_bindings': self.gin_overrides,
+    }
+    write_atomically(os.path.join(self._base_dir, FAILED_FILE),
+                     json.dumps(failure, indent=1).encode())
+    return failure
+
+  def _check_divergence(self, steps_done: int, train_returns: list, wall_time: float) -> None:
+    check = getattr(self._agent, 'divergence', None)
+    if check is None:
+      return
+    found = check(self._last_good_gradient_step)
+    if found is None:
+      self._last_good_gradient_step = int(self._agent.gradient_steps)
+      return
+    failure = self._write_failure(steps_done, train_returns, wall_time, found)
+    raise RunDiverged(
+        f'{self.agent_name} {self.game} seed {self.seed} diverged: {found.describe()} '
+        f'(detected at agent step {steps_done}). No result was written; '
+        f'{os.path.join(self._base_dir, FAILED_FILE)} says why. The run is deterministic: '
+        'rerunning it gives the same divergence; change its settings (or seed) and pass '
+        '--force to redo it.', failure)
 
   def _maybe_save_single_summary(self, iteration, ep_return, length, save_if_eval=False):
     super()._maybe_save_single_summary(iteration, ep_return, length, save_if_eval)
@@ -215,6 +366,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
                else 'after warm-up')
         bar.set_postfix_str(f'{rate:.1f} steps/s, ETA at this rate {eta}, '
                             f'{len(train_returns)} episodes, return(last 10) {recent:.1f}')
+        self._check_divergence(steps_done, train_returns, time.time() - start)
         self._append_progress({
             'env_steps': steps_done,
             'gradient_steps': self._agent.gradient_steps,
@@ -240,6 +392,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
 
   def run_experiment(self) -> dict:
     """Trains (resuming from a checkpoint if one exists), evaluates, writes result.json."""
+    self._remove_partial_writes()
     checkpoint = self._load_checkpoint()
     steps_done, train_returns, wall_time = 0, [], 0.0
     if checkpoint is not None:
@@ -247,6 +400,9 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
       train_returns = checkpoint['train_returns']
       wall_time = checkpoint['wall_time']
       print(f'Resuming {self._base_dir} from step {steps_done}.', file=sys.stderr)
+    self._truncate_progress(steps_done)
+    # A checkpoint is written only after a passed check: its parameters are finite.
+    self._last_good_gradient_step = (int(self._agent.gradient_steps) if checkpoint else None)
     self._write_config()
     wall_time = self._train(steps_done, train_returns, wall_time)
     eval_start = time.time()
@@ -267,8 +423,14 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
         'versions': package_versions(),
         'gin_bindings': self.gin_overrides,
     }
-    write_atomically(os.path.join(self._base_dir, RESULT_FILE),
-                     json.dumps(result, indent=1).encode())
+    result_path = os.path.join(self._base_dir, RESULT_FILE)
+    try:
+      write_atomically(result_path, json.dumps(result, indent=1).encode())
+    except OSError as e:
+      raise RunFilesError(
+          e.errno, f'cannot write {result_path} ({e.strerror or e}) after the evaluation; '
+          'the final checkpoint is kept: the same command re-runs only the evaluation once '
+          'the folder is writable again.') from e
     self._write_config()
     if not self._keep_checkpoint and os.path.exists(self.checkpoint_path):
       os.remove(self.checkpoint_path)

@@ -37,13 +37,18 @@ import sys
 import time
 import uuid
 
+from atari100k import exit_codes
+from atari100k.files import FAILED_FILE, RESULT_FILE
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # validation imports TensorFlow via Dopamine
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_FILE = 'sweep.lock'
 LOG_FILE = 'sweep.log'
-RESULT_FILE = 'result.json'  # atari100k.runner.RESULT_FILE, without importing TensorFlow
-NO_RETRY_CODES = {2: 'bad input', 3: 'finished run exists'}
+# Deterministic outcomes: another attempt would end the same way.
+NO_RETRY_CODES = {code: exit_codes.MEANING[code] for code in (
+    exit_codes.BAD_INPUT, exit_codes.ALREADY_FINISHED, exit_codes.DIVERGED,
+    exit_codes.BAD_CHECKPOINT)}
 LOG_TAIL_LINES = 20
 HEARTBEAT_S = 60.0
 # Run in the child before exec: the run dies with the Ray worker that started it (Linux
@@ -179,6 +184,14 @@ def build_grid(agents, games, seeds, base_dir, bindings=(), steps=None,
 
 def is_finished(run: Run) -> bool:
   return os.path.exists(os.path.join(run.folder, RESULT_FILE))
+
+
+def divergence_of(run: Run) -> str | None:
+  """Why the run diverged (its failed.json), or None if it did not."""
+  path = os.path.join(run.folder, FAILED_FILE)
+  if not os.path.exists(path):
+    return None
+  return _read_json(path).get('why') or f'see {path}'
 
 
 # ---------------------------------------------------------------------------------- locks
@@ -407,7 +420,10 @@ def run_attempt(run: Run, attempt: int, attempts: int, cpus: float = 1.0, gpus: 
         raise
       duration = time.time() - start
       log.write(f'==== exit code {code} after {duration:.0f} s\n'.encode())
-    status = 'done' if code in (0, 3) else 'failed'
+    if code == exit_codes.FOLDER_BUSY:  # a process outside this sweep runs the folder
+      return dict(report, status='locked', returncode=code, duration_s=duration,
+                  holder=_read_json(os.path.join(run.folder, 'run.lock')))
+    status = 'done' if code in (exit_codes.FINISHED, exit_codes.ALREADY_FINISHED) else 'failed'
     return dict(report, status=status, returncode=code, duration_s=duration,
                 resumed_from=_resumed_from(report['log'], offset),
                 log_tail='' if status == 'done' else log_tail(report['log'], start=offset))
@@ -764,14 +780,21 @@ def main(argv=None) -> int:
       print(run.shell_command())
     return 0
 
-  todo = [run for run in grid if not is_finished(run)]
-  print(f'[sweep] {len(grid)} runs in {runs_dir}: {len(grid) - len(todo)} finished, '
-        f'{len(todo)} to run.', flush=True)
+  unfinished = [run for run in grid if not is_finished(run)]
+  diverged = [(run, divergence_of(run)) for run in unfinished]
+  diverged = [(run, why) for run, why in diverged if why is not None]
+  todo = [run for run in unfinished if divergence_of(run) is None]
+  print(f'[sweep] {len(grid)} runs in {runs_dir}: {len(grid) - len(unfinished)} finished, '
+        f'{len(diverged)} diverged before (not retried), {len(todo)} to run.', flush=True)
+  for run, why in diverged:
+    print(f'[sweep] FAILED {run.name}: diverged ({why}); its failed.json stays. Change its '
+          'settings, or run it by hand with --force to redo it.')
   if not todo:
-    print('[sweep] nothing to do: every run has its result.json (--analyze-only re-runs the '
-          'analysis).')
-    return 0
-  summary = Summary(len(grid), len(grid) - len(todo))
+    print('[sweep] nothing to do: every run has its result.json or failed.json '
+          '(--analyze-only re-runs the analysis).')
+    return 1 if diverged else 0
+  summary = Summary(len(grid), len(grid) - len(unfinished))
+  summary.failed = len(diverged)
   start = time.time()
   import ray  # pylint: disable=import-outside-toplevel
   try:

@@ -152,6 +152,31 @@ def test_finished_run_is_skipped_without_a_lock(tmp_path):
   assert sorted(os.listdir(r.folder)) == ['result.json']
 
 
+def test_a_diverged_run_is_reported_failed_and_not_started(tmp_path):
+  r = tiny_run(tmp_path)
+  os.makedirs(r.folder)
+  with open(os.path.join(r.folder, sweep.FAILED_FILE), 'w') as f:
+    json.dump({'status': 'diverged', 'why': 'non-finite loss at gradient step 2'}, f)
+  code, out = call(['--agents', 'drq', '--games', 'Pong', '--seeds', '1', '--runs', tmp_path,
+                    '--steps', STEPS, '--gin', ';'.join(TINY), '--eval_episodes', 1])
+  assert code == 1
+  assert '0 finished, 1 diverged before (not retried), 0 to run' in out
+  assert 'FAILED drq/Pong/seed_0: diverged (non-finite loss at gradient step 2)' in out
+  assert 'Ray instance' not in out
+  assert sorted(os.listdir(r.folder)) == [sweep.FAILED_FILE]
+
+
+@pytest.mark.parametrize('code, retried', [(1, True), (7, True), (2, False), (3, False),
+                                           (4, False), (6, False)])
+def test_deterministic_exit_codes_are_not_retried(code, retried):
+  r = sweep.Run('drq', 'Pong', 0, '/nonexistent', (), STEPS, 1)
+  queue, summary = [], sweep.Summary(1, 0, out=io.StringIO())
+  result = {'run': r.name, 'attempt': 1, 'status': 'failed', 'returncode': code,
+            'log': 'sweep.log', 'log_tail': ''}
+  sweep._account(result, r, 1, 3, queue, summary)  # pylint: disable=protected-access
+  assert (queue == [(r, 2)]) == retried and summary.failed == (0 if retried else 1)
+
+
 def test_stale_locks_are_broken_and_live_ones_kept(tmp_path):
   folder = str(tmp_path / 'run')
   host = socket.gethostname()
@@ -213,7 +238,7 @@ def test_analyze_only(tmp_path):
 # ---------------------------------------------------------------------------------- real sweeps
 def kill_after_first_checkpoint(r: sweep.Run, timeout_s=300):
   """Starts the run's own command, SIGKILLs it once its first checkpoint is written."""
-  checkpoint = os.path.join(r.folder, 'checkpoints', 'checkpoint.pkl')
+  checkpoint = os.path.join(r.folder, 'checkpoints', 'checkpoint.npz')
   os.makedirs(r.folder, exist_ok=True)
   with open(os.path.join(r.folder, 'killed.log'), 'wb') as log:
     proc = subprocess.Popen(r.argv(sys.executable), cwd=sweep.REPO_ROOT,
@@ -245,30 +270,39 @@ def sweeps(tmp_path_factory):
   grid = {r.name: r for r in sweep.build_grid(['drq', 'drq_ht'], ['Pong', 'Boxing'], [0, 1],
                                               str(base), TINY, STEPS, 1)}
   kill_after_first_checkpoint(grid['drq/Pong/seed_0'])
+  # A fault that may pass (an unwritable progress.csv: exit 7) is retried; an unreadable
+  # checkpoint (exit 6) fails the same way every time and is not.
   broken = grid['drq_ht/Boxing/seed_1']
-  os.makedirs(os.path.join(broken.folder, 'checkpoints'))
-  corrupt = os.path.join(broken.folder, 'checkpoints', 'checkpoint.pkl')
+  unwritable = os.path.join(broken.folder, 'progress.csv')
+  os.makedirs(unwritable)
+  bad_checkpoint = grid['drq_ht/Pong/seed_1']
+  os.makedirs(os.path.join(bad_checkpoint.folder, 'checkpoints'))
+  corrupt = os.path.join(bad_checkpoint.folder, 'checkpoints', 'checkpoint.npz')
   with open(corrupt, 'wb') as f:
-    f.write(b'not a pickle')
+    f.write(b'not a checkpoint')
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv('RAY_AUTH_TOKEN', uuid.uuid4().hex)  # Ray's token auth without ~/.ray/auth_token
     mp.delenv('RAY_ADDRESS', raising=False)
     first = call(argv)
     after_first = {n for n, r in grid.items() if sweep.is_finished(r)}
     broken_log_after_first = open(os.path.join(broken.folder, sweep.LOG_FILE)).read()
+    bad_checkpoint_log_after_first = open(os.path.join(bad_checkpoint.folder,
+                                                       sweep.LOG_FILE)).read()
+    os.rmdir(unwritable)
     os.remove(corrupt)
     second = call(argv)
     before_third = snapshot(base)
     third = call(argv)
   return {'base': base, 'grid': grid, 'first': first, 'second': second, 'third': third,
           'after_first': after_first, 'broken_log_after_first': broken_log_after_first,
+          'bad_checkpoint_log_after_first': bad_checkpoint_log_after_first,
           'before_third': before_third}
 
 
 def test_real_sweep_ends_with_one_result_per_run(sweeps):
   code, out = sweeps['second']
   assert code == 0, out
-  assert '8 runs in' in out and '7 finished, 1 to run' in out
+  assert '8 runs in' in out and '6 finished, 0 diverged before (not retried), 2 to run' in out
   for name, r in sweeps['grid'].items():
     with open(os.path.join(r.folder, 'result.json')) as f:
       result = json.load(f)
@@ -277,7 +311,7 @@ def test_real_sweep_ends_with_one_result_per_run(sweeps):
     assert result['gin_bindings'] == TINY
     assert not os.path.exists(os.path.join(r.folder, sweep.LOCK_FILE))  # every lock released
   first_out = sweeps['first'][1]
-  assert '0 finished, 8 to run' in first_out and 'on a local Ray instance (2 CPUs)' in first_out
+  assert '0 finished, 0 diverged before (not retried), 8 to run' in first_out and 'on a local Ray instance (2 CPUs)' in first_out
   assert '| running 2 |' in first_out and '| queued ' in first_out and 'ETA 0:' in first_out
   results_txt = os.path.join(sweeps['base'], 'analysis', 'results.txt')
   assert 'drq_ht' in open(results_txt).read()  # the analysis ran at the end
@@ -296,12 +330,18 @@ def test_killed_run_resumes_from_its_checkpoint(sweeps):
 def test_failed_run_is_retried_then_reported_and_the_others_finish(sweeps):
   code, out = sweeps['first']
   assert code == 1
-  assert 'retrying drq_ht/Boxing/seed_1 (attempt 1 of 2 failed: exit code 1)' in out
-  assert 'FAILED drq_ht/Boxing/seed_1 after 2 attempt(s): exit code 1' in out
-  assert 'UnpicklingError' in out.split('FAILED drq_ht/Boxing/seed_1')[-1]  # its log tail
-  assert '7 done (0 before this sweep), 1 failed' in out
-  assert sweeps['after_first'] == NAMES - {'drq_ht/Boxing/seed_1'}
+  assert 'retrying drq_ht/Boxing/seed_1 (attempt 1 of 2 failed: exit code 7)' in out
+  assert 'FAILED drq_ht/Boxing/seed_1 after 2 attempt(s): exit code 7' in out
+  tail = out.split('FAILED drq_ht/Boxing/seed_1')[-1].split('FAILED')[0]  # its log tail
+  assert 'progress.csv' in tail and 'Traceback' not in tail
+  assert ('FAILED drq_ht/Pong/seed_1 after 1 attempt(s): exit code 6 (unreadable checkpoint)'
+          in out)
+  assert 'retrying drq_ht/Pong/seed_1' not in out
+  assert '6 done (0 before this sweep), 2 failed' in out
+  assert sweeps['after_first'] == NAMES - {'drq_ht/Boxing/seed_1', 'drq_ht/Pong/seed_1'}
   assert sweeps['broken_log_after_first'].count('==== sweep attempt ') == 2
+  assert sweeps['bad_checkpoint_log_after_first'].count('==== sweep attempt ') == 1
+  assert '--restart' in sweeps['bad_checkpoint_log_after_first']
   broken = sweeps['grid']['drq_ht/Boxing/seed_1']
   assert open(os.path.join(broken.folder, sweep.LOG_FILE)).read().count('==== sweep attempt') == 3
 
@@ -309,7 +349,7 @@ def test_failed_run_is_retried_then_reported_and_the_others_finish(sweeps):
 def test_second_invocation_over_a_finished_grid_starts_nothing(sweeps):
   code, out = sweeps['third']
   assert code == 0
-  assert '8 finished, 0 to run' in out and 'nothing to do' in out
+  assert '8 finished, 0 diverged before (not retried), 0 to run' in out and 'nothing to do' in out
   assert 'Ray instance' not in out and 'attempt' not in out
   assert snapshot(sweeps['base']) == sweeps['before_third']  # nothing rewritten
   assert len([p for p in sweeps['before_third'] if p.endswith('result.json')]) == 8
