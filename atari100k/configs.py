@@ -53,9 +53,28 @@ def import_configurables() -> None:
       raise
 
 
+def _dopamine_rules() -> dict:
+  """Ranges of the Dopamine settings our gin files bind (Dopamine's own defaults are valid)."""
+  from agents import settings as s  # pylint: disable=import-outside-toplevel
+  return {
+      'Runner': {'training_steps': s.POSITIVE_INT, 'max_steps_per_episode': s.POSITIVE_INT},
+      'DataEfficientAtariRunner': {'num_eval_episodes': s.POSITIVE_INT,
+                                   'num_eval_envs': s.POSITIVE_INT,
+                                   'max_noops': s.NON_NEGATIVE_INT},
+      'JaxDQNAgent': {'gamma': s.FRACTION, 'update_horizon': s.POSITIVE_INT,
+                      'min_replay_history': s.NON_NEGATIVE_INT,
+                      'update_period': s.POSITIVE_INT, 'target_update_period': s.POSITIVE_INT,
+                      'epsilon_train': s.FRACTION, 'epsilon_eval': s.FRACTION,
+                      'epsilon_decay_period': s.NON_NEGATIVE_INT},
+      'create_optimizer': {'learning_rate': s.POSITIVE, 'eps': s.POSITIVE},
+      'ReplayBuffer': {'max_capacity': s.POSITIVE_INT, 'batch_size': s.POSITIVE_INT},
+  }
+
+
 def check_settings() -> None:
-  """Applies the range checks of every configurable with a ``check_settings`` classmethod to
-  the parsed gin config (defaults plus bindings), before anything is built.
+  """Applies the range checks of every configurable with a ``check_settings`` classmethod,
+  and of the Dopamine settings in ``_dopamine_rules``, to the parsed gin config (defaults plus
+  bindings), before anything is built.
 
   Raises:
     agents.settings.SettingError: the first configurable with a bad value, naming each binding.
@@ -67,6 +86,8 @@ def check_settings() -> None:
   from agents import settings
   for cls in (agents.drq.DrQAgent, agents.bbf.BBFAgent, atari100k.runner.Atari100kRunner):
     cls.check_settings(settings.settings_from_gin(cls))
+  for name, rules in _dopamine_rules().items():
+    settings.check(name, gin.get_bindings(name), rules)
 
 
 def parse_agent_config(name: str, bindings=()) -> None:

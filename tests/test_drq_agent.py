@@ -215,3 +215,28 @@ def test_exploration_schedule_is_drq_eps():
   assert agent.epsilon_eval == 0.001
   assert agent.update_horizon == 10 and agent.gamma == 0.99
   assert agent.cumulative_gamma == pytest.approx(0.99 ** 10)
+
+
+@pytest.mark.parametrize('bindings', [(), ('DrQAgent.target_update_tau = 0.005',
+                                           'DrQAgent.ht_reset_period = 7')])
+def test_checkpoint_file_round_trip_continues_identically(tmp_path, bindings):
+  # pylint: disable=import-outside-toplevel,protected-access
+  from atari100k import checkpoint_file
+  parse_drq(*bindings)
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=3)
+  feed(agent, 45)
+  path = str(tmp_path / 'checkpoint.npz')
+  checkpoint_file.save(path, agent.checkpoint_state(), {'test': 1})
+  twin = DrQAgent(num_actions=NUM_ACTIONS, seed=11)
+  twin.load_checkpoint_state(checkpoint_file.load(path)[1])
+  assert params_equal(agent.online_params, twin.online_params)
+  assert params_equal(agent.optimizer_state, twin.optimizer_state)
+  assert (twin.training_steps, twin.gradient_steps) == (45, agent.gradient_steps)
+  assert int(twin._grad_step) == int(agent._grad_step)
+  # The same replay, parameters, optimizer and RNG: the same next updates.
+  agent._replay._transition_accumulator.clear()
+  for a in (agent, twin):
+    for _ in range(3):
+      a._training_step_update()
+  assert params_equal(agent.online_params, twin.online_params)
+  assert params_equal(agent.target_network_params, twin.target_network_params)
