@@ -108,7 +108,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   # pylint: disable=import-outside-toplevel
   from agents import settings
-  from atari100k import checkpoint_file, configs, environment, run_lock, runner
+  from atari100k import configs, environment, run_lock
   try:
     agent = configs.check_agent(args.agent)
     game = environment.check_game(args.game)
@@ -137,12 +137,16 @@ def main(argv=None) -> int:
   except run_lock.FolderBusy as e:
     return _error(str(e), exit_codes.FOLDER_BUSY)
   try:
-    return _run_locked(args, agent, game, folder, lock, runner, checkpoint_file, run_lock)
+    return _run_locked(args, agent, game, folder, lock)
   finally:
     lock.release()
 
 
-def _run_locked(args, agent, game, folder, lock, runner, checkpoint_file, run_lock) -> int:
+def _run_locked(args, agent: str, game: str, folder: str, lock) -> int:
+  """The run, once ``lock`` holds ``folder``: finished/diverged checks, --force, --restart,
+  the checkpoint's header, then training; returns the exit code."""
+  # pylint: disable=import-outside-toplevel
+  from atari100k import checkpoint_file, run_lock, runner
   result_path = os.path.join(folder, runner.RESULT_FILE)
   failed_path = os.path.join(folder, runner.FAILED_FILE)
   if os.path.exists(result_path) and not args.force:

@@ -30,7 +30,6 @@ import time
 from importlib import metadata
 
 import gin
-import jax
 import numpy as np
 from dopamine.discrete_domains import iteration_statistics
 from dopamine.labs.atari_100k import atari_100k_runner
