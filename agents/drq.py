@@ -181,6 +181,8 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     self.summary_writing_frequency = int(summary_writing_frequency)
     self._grad_step = jnp.zeros((), jnp.int32)
     self._loss_watch = divergence.LossWatch.create()
+    # The replay's frames, indexed across checkpoints: a save reads only the new elements.
+    self._replay_frames = replay_state.FrameStore()
     if self._head_prefixes:  # fail at start-up, not at step 20,000, on a misspelt prefix
       plasticity.select_mask(self.online_params, self._head_prefixes)
     if self._sp_prefixes:
@@ -316,7 +318,8 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
   def checkpoint_state(self) -> dict:
     """Everything needed to resume training (params, optimizer, counters, RNG, replay), as
     plain values and numpy arrays (``agents.checkpointing``; the replay: ``replay_state``)."""
-    return checkpointing.agent_state(self, replay_state.buffer_state(self._replay))
+    return checkpointing.agent_state(
+        self, replay_state.buffer_state(self._replay, self._replay_frames))
 
   def load_checkpoint_state(self, state: dict) -> None:
     """Restores ``checkpoint_state``; raises ``checkpointing.CheckpointMismatch`` (or
@@ -324,6 +327,6 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     checkpointing.restore_agent_state(self, state)
     try:
       # The interrupted episode is not resumed: its partial n-step segment is dropped.
-      replay_state.restore_buffer(self._replay, state['replay'])
+      replay_state.restore_buffer(self._replay, state['replay'], self._replay_frames)
     except (KeyError, TypeError, ValueError) as e:
       raise checkpointing.CheckpointMismatch(f'replay buffer: {e}') from None

@@ -1,19 +1,24 @@
 """Dopamine's JAX ``ReplayBuffer`` as plain arrays for a checkpoint, each frame stored once.
 
 Dopamine's own ``to_state_dict`` keeps every replay element as a pair of (snappy-compressed)
-frame stacks and a pickled tree definition: about 3 GB at 100k steps, and only loadable with
-pickle. Here every element's ``state`` and ``next_state`` stacks are split into frames, equal
-frames are stored once in one ``frames`` array, and each element keeps the indices of its
-frames. Consecutive stacks share all but one frame, so the file holds about one frame per agent
-step (about 0.7 GB at 100k steps). Restoring rebuilds every element bit for bit (re-compressed
-when the buffer compresses), with its key, and the sampler with its keys, priorities and RNG.
+frame stacks and a pickled tree definition: only loadable with pickle, and large (DrQ's stacks
+are float64). Here every element's ``state`` and ``next_state`` stacks are split into frames,
+equal frames are stored once (as uint8 when that holds their values exactly, as Atari frames
+do), and each element keeps the indices of its frames. Consecutive stacks share all but one
+frame, so the file holds about one frame per agent step. Restoring rebuilds every element bit
+for bit (same dtype, re-compressed when the buffer compresses), with its key, and the sampler
+with its keys, priorities and RNG.
+
+``FrameStore`` keeps the frames and indices between checkpoints, so that a save decompresses
+only the elements added since the previous one (elements never change once added).
 
 The transition accumulator's partial episode is not saved: the runner restarts the interrupted
-episode, so the agent clears its accumulator after a load.
+episode, so restoring clears the accumulator.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -21,61 +26,139 @@ from dopamine.jax.replay_memory import elements
 from dopamine.jax.replay_memory import replay_buffer
 from dopamine.jax.replay_memory import samplers
 
-FORMAT = 1
+FORMAT = 2
 _SCALAR_FIELDS = ('action', 'reward', 'is_terminal', 'episode_end')
+_CHUNK = 4096  # frames per storage chunk (no copy of the whole table when it grows)
 
 
-def buffer_state(buffer: replay_buffer.ReplayBuffer) -> dict[str, Any]:
-  """Arrays and JSON-able values that ``restore_buffer`` turns back into ``buffer``'s content.
+class FrameStore:
+  """Distinct frames of a buffer's stacks and, per element key, its frame indices and scalars.
 
-  Shape contract (N elements, F distinct frames, stack size S, frames of shape (H, W)):
-  ``frames`` (F, H, W); ``state_frames`` and ``next_state_frames`` (N, S) int32 indices into
-  ``frames``; ``keys`` (N,) int64; one (N,) array per scalar field.
+  Frames are kept in ``source_dtype`` converted to ``stored_dtype`` (uint8 while every frame
+  seen is exactly representable in it). Equal frames are found by a 128-bit BLAKE2 digest and
+  confirmed byte for byte, so a digest collision cannot merge two different frames.
   """
-  # pylint: disable=protected-access
-  compressed = buffer._compress
-  index_of: dict[bytes, int] = {}  # a frame's bytes -> its row in ``frames``
-  frame_shape, frame_dtype = (0, 0), np.dtype(np.uint8)
 
-  def frame_indices(stack) -> list[int]:
-    nonlocal frame_shape, frame_dtype
-    stack = np.asarray(elements.uncompress(stack) if compressed else stack)
-    frame_shape, frame_dtype = stack.shape[:-1], stack.dtype
-    # One copy of the stack with the frame axis first: each frame's bytes are then a slice.
-    frames_first = np.moveaxis(stack, -1, 0).tobytes()
-    size = len(frames_first) // stack.shape[-1]
-    out = []
-    for k in range(stack.shape[-1]):
-      raw = frames_first[k * size:(k + 1) * size]
-      out.append(index_of.setdefault(raw, len(index_of)))
+  def __init__(self):
+    self._chunks: list[np.ndarray] = []
+    self.count = 0
+    self._by_digest: dict[bytes, list[int]] = {}
+    self.elements: dict[int, tuple] = {}  # key -> (state ix, next ix, scalars)
+    self.source_dtype: np.dtype | None = None
+    self.stored_dtype: np.dtype | None = None
+    self.frame_shape: tuple | None = None
+
+  def frames(self) -> list[np.ndarray]:
+    """The stored frames as a list of (<= _CHUNK, *frame_shape) arrays, in index order."""
+    out = [chunk for chunk in self._chunks]
+    if out and self.count % _CHUNK:
+      out[-1] = out[-1][:self.count % _CHUNK]
     return out
 
-  keys, state_ix, next_ix = [], [], []
-  scalars: dict[str, list] = {name: [] for name in _SCALAR_FIELDS}
-  stack_size = 0
-  for key, element in buffer._memory.items():
-    keys.append(int(key))
-    state_ix.append(frame_indices(element.state))
-    next_ix.append(frame_indices(element.next_state))
-    for name in _SCALAR_FIELDS:
-      scalars[name].append(np.asarray(getattr(element, name)))
-  if keys:
-    stack_size = len(state_ix[0])
-  state = {
+  def frame(self, index: int) -> np.ndarray:
+    return self._chunks[index // _CHUNK][index % _CHUNK]
+
+  def _to_raw(self) -> None:
+    """A frame that uint8 cannot hold arrived: store everything in the source dtype."""
+    self._chunks = [chunk.astype(self.source_dtype) for chunk in self._chunks]
+    self.stored_dtype = self.source_dtype
+    self._by_digest = {}
+    for index in range(self.count):
+      self._by_digest.setdefault(_digest(self.frame(index)), []).append(index)
+
+  def _add(self, frame: np.ndarray) -> int:
+    digest = _digest(frame)
+    for index in self._by_digest.get(digest, ()):
+      if np.array_equal(self.frame(index), frame):
+        return index
+    if self.count % _CHUNK == 0:
+      self._chunks.append(np.empty((_CHUNK, *self.frame_shape), self.stored_dtype))
+    index = self.count
+    self._chunks[-1][index % _CHUNK] = frame
+    self.count += 1
+    self._by_digest.setdefault(digest, []).append(index)
+    return index
+
+  def index_stack(self, stack: np.ndarray) -> tuple[int, ...]:
+    """Indices of the frames of a (*frame_shape, stack_size) stack, storing new ones."""
+    stack = np.asarray(stack)
+    if self.source_dtype is None:
+      self.source_dtype, self.frame_shape = stack.dtype, stack.shape[:-1]
+      self.stored_dtype = np.dtype(np.uint8)
+    if stack.dtype != self.source_dtype or stack.shape[:-1] != self.frame_shape:
+      raise ValueError(f'replay stacks of dtype {stack.dtype} and frame shape '
+                       f'{stack.shape[:-1]} after {self.source_dtype} {self.frame_shape}')
+    frames = np.moveaxis(stack, -1, 0)
+    if self.stored_dtype != self.source_dtype:
+      compact = frames.astype(self.stored_dtype)
+      if np.array_equal(compact, frames):
+        frames = compact
+      else:
+        self._to_raw()
+    return tuple(self._add(np.ascontiguousarray(frame)) for frame in frames)
+
+  def sync(self, buffer: replay_buffer.ReplayBuffer) -> None:
+    """Indexes the elements added to ``buffer`` since the last call and forgets evicted ones
+    (their frames stay until the store is rebuilt: at most one buffer's worth)."""
+    # pylint: disable=protected-access
+    memory = buffer._memory
+    for key in [k for k in self.elements if k not in memory]:
+      del self.elements[key]
+    for key, element in memory.items():
+      if key in self.elements:
+        continue
+      state, next_state = element.state, element.next_state
+      if buffer._compress:
+        state, next_state = elements.uncompress(state), elements.uncompress(next_state)
+      self.elements[key] = (self.index_stack(state), self.index_stack(next_state),
+                            tuple(np.asarray(getattr(element, f)) for f in _SCALAR_FIELDS))
+
+
+def _digest(frame: np.ndarray) -> bytes:
+  return hashlib.blake2b(frame.tobytes(), digest_size=16).digest()
+
+
+def buffer_state(buffer: replay_buffer.ReplayBuffer, store: FrameStore | None = None
+                 ) -> dict[str, Any]:
+  """Arrays and JSON-able values that ``restore_buffer`` turns back into ``buffer``'s content.
+
+  Args:
+    buffer: the Dopamine replay buffer.
+    store: FrameStore kept by the caller between saves (only new elements are decompressed);
+      None indexes the whole buffer afresh.
+
+  Shape contract (N elements, F distinct frames, stack size S, frames of shape (...)):
+  ``frames`` a list of (<= 4096, ...) arrays, F rows in all, of dtype ``stored_dtype``
+  (restored as ``source_dtype``); ``state_frames`` and ``next_state_frames`` (N, S) int32
+  indices into the frames; ``keys`` (N,) int64; one (N, ...) array per scalar field.
+  """
+  # pylint: disable=protected-access
+  if store is None:
+    store = FrameStore()
+  if store.count > 2 * len(buffer._memory) * 8 + _CHUNK:  # mostly evicted frames: rebuild
+    store.__init__()
+  store.sync(buffer)
+  keys = list(buffer._memory)
+  entries = [store.elements[k] for k in keys]
+  stack_size = len(entries[0][0]) if entries else 0
+  fields = {}
+  for position, name in enumerate(_SCALAR_FIELDS):
+    values = [entry[2][position] for entry in entries]
+    fields[name] = np.stack(values) if values else np.zeros((0,))
+  return {
       'format': FORMAT,
       'add_count': int(buffer.add_count),
-      'compressed': bool(compressed),
+      'compressed': bool(buffer._compress),
       'keys': np.asarray(keys, np.int64),
-      # Dicts keep insertion order: the keys are the frames in the order of their indices.
-      'frames': (np.frombuffer(b''.join(index_of), frame_dtype).reshape(-1, *frame_shape)
-                 if index_of else np.zeros((0, *frame_shape), frame_dtype)),
-      'state_frames': np.asarray(state_ix, np.int32).reshape(len(keys), stack_size),
-      'next_state_frames': np.asarray(next_ix, np.int32).reshape(len(keys), stack_size),
-      'fields': {name: (np.stack(values) if values else np.zeros((0,)))
-                 for name, values in scalars.items()},
+      'frames': store.frames(),
+      'source_dtype': None if store.source_dtype is None else store.source_dtype.str,
+      'state_frames': np.asarray([e[0] for e in entries], np.int32).reshape(len(keys),
+                                                                         stack_size),
+      'next_state_frames': np.asarray([e[1] for e in entries], np.int32).reshape(len(keys),
+                                                                              stack_size),
+      'fields': fields,
       'sampler': sampler_state(buffer._sampling_distribution),
   }
-  return state
 
 
 def sampler_state(sampler: samplers.UniformSamplingDistribution) -> dict[str, Any]:
@@ -91,8 +174,10 @@ def sampler_state(sampler: samplers.UniformSamplingDistribution) -> dict[str, An
   return state
 
 
-def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any]) -> None:
-  """Loads a ``buffer_state`` into ``buffer`` (same compression and sampler kind).
+def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any],
+                   store: FrameStore | None = None) -> None:
+  """Loads a ``buffer_state`` into ``buffer`` (same compression and sampler kind); fills
+  ``store`` (if given) so that the next save indexes only new elements.
 
   Raises:
     ValueError: the state was written by another format or buffer kind, or is inconsistent.
@@ -104,7 +189,8 @@ def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any]) ->
     raise ValueError(f'replay state compressed={state["compressed"]}, this buffer '
                      f'compress={buffer._compress}')
   keys = np.asarray(state['keys'])
-  frames = np.asarray(state['frames'])
+  chunks = [np.asarray(chunk) for chunk in state['frames']]
+  frames = np.concatenate(chunks) if chunks else np.zeros((0,))
   state_ix, next_ix = np.asarray(state['state_frames']), np.asarray(state['next_state_frames'])
   fields = {name: np.asarray(state['fields'][name]) for name in _SCALAR_FIELDS}
   count = len(keys)
@@ -113,9 +199,10 @@ def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any]) ->
     raise ValueError('replay state arrays disagree on the number of elements')
   if count and (state_ix.max(initial=0) >= len(frames) or next_ix.max(initial=0) >= len(frames)):
     raise ValueError('replay state frame indices point past the stored frames')
+  source_dtype = np.dtype(state['source_dtype']) if count else None
 
   def stack(indices) -> np.ndarray:
-    value = np.stack([frames[i] for i in indices], axis=-1)
+    value = np.moveaxis(frames[indices], 0, -1).astype(source_dtype)
     return elements.compress(value) if buffer._compress else value
 
   buffer._memory.clear()
@@ -130,6 +217,17 @@ def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any]) ->
   buffer.add_count = int(state['add_count'])
   buffer._transition_accumulator.clear()
   restore_sampler(buffer._sampling_distribution, state['sampler'])
+  if store is not None:
+    store.__init__()
+    if count:
+      store.source_dtype, store.stored_dtype = source_dtype, frames.dtype
+      store.frame_shape = frames.shape[1:]
+      for frame in frames:
+        store._add(frame)  # pylint: disable=protected-access
+      for i in range(count):
+        store.elements[int(keys[i])] = (
+            tuple(int(x) for x in state_ix[i]), tuple(int(x) for x in next_ix[i]),
+            tuple(fields[name][i] for name in _SCALAR_FIELDS))
 
 
 def restore_sampler(sampler: samplers.UniformSamplingDistribution, state: dict[str, Any]) -> None:
