@@ -168,3 +168,12 @@ def test_unsupported_values_are_a_programming_error(tmp_path):
     checkpoint_file.save(str(tmp_path / 'c.npz'), {'a': [object()]}, INFO)
   with pytest.raises(TypeError, match='keys must be str'):
     checkpoint_file.save(str(tmp_path / 'c.npz'), {'a': {1: 2}}, INFO)
+
+
+def test_the_checkpoint_benchmark_runs(capsys):
+  # pylint: disable=import-outside-toplevel
+  from atari100k import bench_checkpoint
+  assert bench_checkpoint.main(['--steps', '300']) == 0
+  out = capsys.readouterr().out
+  assert 'Pong, 300 steps: 2' in out and 'old pickle format' in out
+  assert bench_checkpoint.main(['--steps', '150']) == 2
