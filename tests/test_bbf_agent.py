@@ -118,12 +118,15 @@ def test_stored_steps_are_copies_of_what_the_runner_logged():
       [np.full((84, 84), 7), np.full((84, 84), 9)], -1))
 
 
-def test_checkpoint_round_trip_continues_identically():
+def test_checkpoint_round_trip_continues_identically(tmp_path):
+  # pylint: disable=import-outside-toplevel
+  from atari100k import checkpoint_file
   agent = make_agent('bbf_ssl_ht')
   feed(agent, 104)
-  state = jax.device_get(agent.checkpoint_state())
+  path = str(tmp_path / 'checkpoint.npz')
+  checkpoint_file.save(path, agent.checkpoint_state(), {'test': 1})
   twin = make_agent('bbf_ssl_ht', seed=1)
-  twin.load_checkpoint_state(state)
+  twin.load_checkpoint_state(checkpoint_file.load(path)[1])
   assert plasticity.trees_equal(agent.online_params, twin.online_params)
   assert twin.gradient_steps == agent.gradient_steps and twin.training_steps == 104
   # Both continue from the same replay, parameters and RNG: the same next update.

@@ -281,3 +281,10 @@ def test_a_folder_run_by_a_live_process_is_refused(tmp_path, capsys):
   # A lock file left by a process that died does not block: the kernel dropped its lock.
   with run_lock.RunLock(folder):
     pass
+
+
+def test_readme_lists_every_exit_code():
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  for code in exit_codes.MEANING:
+    assert f'\n| {code} | ' in readme, code
