@@ -9,7 +9,6 @@ import json
 import os
 
 import gin
-import jax
 import numpy as np
 import pytest
 
