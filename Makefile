@@ -3,12 +3,14 @@
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
 #   make warmstart [DATASET=fashion_mnist] [MODEL=cnn] [METHOD='warm fresh hare_tortoise'] [SEEDS_WS=3] [WS_ARGS='--epochs 5']
-#   make data (Fashion-MNIST for warmstart/) | make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install
+#   make data (Fashion-MNIST for warmstart/) | make test | make bench [BBF_BENCH_ARGS='--widths 1 4 --rounds 3 --calls 5'] | make install [GPU=1]
 
 PY ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+GPU_STAMP := $(VENV)/.installed-gpu-stamp
+GPU ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONWARNINGS ?= ignore
 
@@ -33,7 +35,7 @@ SEEDS_WS ?=
 WS_ARGS ?=
 BBF_BENCH_ARGS ?= --widths 1 4 --rounds 2 --calls 1
 
-.PHONY: install atari analyze sweep test bench data warmstart clean-venv help
+.PHONY: gpu-check install atari analyze sweep test bench data warmstart clean-venv help
 
 help:
 	@sed -n '1,7p' Makefile
@@ -45,7 +47,13 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install -q --no-deps baselines==0.1.5
 	touch $(STAMP)
 
-install: $(STAMP)
+# GPU=1 adds JAX's CUDA 12 plugin and the pinned NVIDIA wheels to the same .venv
+# (requirements-gpu.txt); every other target then runs on the GPU unchanged.
+$(GPU_STAMP): $(STAMP) requirements-gpu.txt
+	$(PYTHON) -m pip install -q -r requirements-gpu.txt
+	touch $(GPU_STAMP)
+
+install: $(STAMP) $(if $(GPU),$(GPU_STAMP))
 
 atari: $(STAMP)
 	$(PYTHON) -m atari100k.run --agent '$(AGENT)' --game '$(GAME)' --seed '$(SEED)' \
@@ -70,6 +78,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m atari100k.bench
 	$(PYTHON) -m atari100k.bench_bbf $(BBF_BENCH_ARGS)
+
+# On a GPU machine after 'make install GPU=1': speeds and projected hours (atari100k/gpu_check.py).
+gpu-check: $(STAMP)
+	$(PYTHON) -m atari100k.gpu_check
 
 # Fashion-MNIST for the warm-start study (warmstart/data.py reads it from there).
 data:

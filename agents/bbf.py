@@ -176,6 +176,7 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
     self._jumps = int(jumps)
     self._batch_size = int(batch_size)
     self._replay_ratio = int(replay_ratio)
+    self.width_scale = int(width_scale)  # read by the runner: full width on a CPU is days
     self._batches_to_group = int(batches_to_group)
     self._min_update_horizon = int(update_horizon)
     self._max_update_horizon = int(max_update_horizon)
@@ -265,6 +266,11 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
         capacity=self._replay_capacity, subseq_len=self._jumps + 1,
         max_update_horizon=self._max_update_horizon,
         prioritized=self._bbf_replay_scheme == 'prioritized', seed=self._seed)
+
+  @property
+  def replay_ratio(self) -> int:
+    """Gradient steps per environment step."""
+    return self._replay_ratio
 
   # ------------------------------------------------------------------ schedules
   @property

@@ -102,6 +102,7 @@ class RunsSummary:
   unfinished: list[str] = dataclasses.field(default_factory=list)
   failed: list[str] = dataclasses.field(default_factory=list)
   superseded: int = 0
+  devices: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
 def _raise_collected(errors: list[str]) -> None:
@@ -157,6 +158,15 @@ def _read_result(path: str) -> tuple[str, str, int, float]:
   return agent.strip(), game, seed, score
 
 
+def _device_of(path: str) -> str:
+  """'gpu (NVIDIA H200)' from a result.json's ``device`` (runs before it was recorded:
+  'unrecorded')."""
+  device = _read_json(path).get('device')
+  if not isinstance(device, dict) or 'backend' not in device:
+    return 'unrecorded'
+  return f'{device["backend"]} ({device.get("device_kind", "?")})'
+
+
 def load_runs(runs_dir: str, skip_failed: bool = False
               ) -> tuple[list[AgentScores], RunsSummary]:
   """Reads every ``result.json`` under ``runs_dir``; one ``AgentScores`` per agent, sorted by name.
@@ -201,6 +211,9 @@ def load_runs(runs_dir: str, skip_failed: bool = False
       continue
     found[key] = path
     by_agent.setdefault(agent, {}).setdefault(game, []).append((seed, score))
+    where = summary.devices.setdefault(agent, {})
+    device = _device_of(path)
+    where[device] = where.get(device, 0) + 1
   if summary.failed and not skip_failed:
     names = [os.path.relpath(p, runs_dir) for p in sorted(summary.failed)]
     shown = ', '.join(names[:_MAX_LISTED_ERRORS]) + (

@@ -106,6 +106,9 @@ def build_table(matrices: list[AgentMatrix], results: metrics_lib.Results, reps:
       names = [os.path.relpath(p, summary.runs_dir) for p in sorted(summary.unfinished)]
       notes.append(f'{len(names)} unfinished run(s) (seed folder without result.json) under '
                    f'{summary.runs_dir} not counted: {_listing(names)}.')
+    for agent, where in sorted(summary.devices.items()):
+      notes.append(f'{agent} ran on ' + ', '.join(f'{device} x{count}' for device, count
+                                                  in sorted(where.items())) + '.')
     if summary.failed:
       names = [os.path.relpath(p, summary.runs_dir) for p in sorted(summary.failed)]
       notes.append(f'{len(names)} diverged run(s) (failed.json, left out by --skip-failed) '

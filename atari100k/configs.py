@@ -42,9 +42,12 @@ def gin_file(name: str) -> str:
 
 
 def import_configurables() -> None:
-  """Imports every module whose classes the gin files reference."""
+  """Imports every module whose classes the gin files reference (which imports TensorFlow,
+  through Dopamine), then hides the GPU from TensorFlow before it can run anything."""
   # pylint: disable=import-outside-toplevel,unused-import
+  from atari100k import devices
   import agents.drq  # noqa: F401
+  devices.hide_gpu_from_tensorflow()
   import atari100k.runner  # noqa: F401
   try:
     import agents.bbf  # noqa: F401

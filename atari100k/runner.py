@@ -38,6 +38,7 @@ from tqdm import tqdm
 from agents import checkpointing
 from agents import settings
 from atari100k import checkpoint_file
+from atari100k import devices
 from atari100k import environment
 from atari100k.files import FAILED_FILE, RESULT_FILE, write_atomically
 
@@ -142,6 +143,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
     self._env_count = 0
     self._eval_bar = None
     self._last_good_gradient_step = None  # gradient step of the last divergence check passed
+    self._device = None  # devices.describe(), set when the run starts
     os.makedirs(base_dir, exist_ok=True)
 
     def make_env():
@@ -306,6 +308,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
         'seed': self.seed,
         'train_episodes': len(train_returns),
         'wall_time_s': round(wall_time, 1),
+        'device': getattr(self, '_device', None),
         'versions': package_versions(),
         'gin_bindings': self.gin_overrides,
     }
@@ -336,8 +339,27 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
 
   # ------------------------------------------------------------------ the run
   def _bar(self, **kwargs):
+    # No tqdm "<remaining": it would extrapolate the fast warm-up to the whole run. The
+    # training bar's ETA is ours, in its postfix, from the rate of the last chunk.
     return tqdm(disable=not self._progress, dynamic_ncols=True, file=sys.stderr,
-                smoothing=0.05, **kwargs)
+                smoothing=0.05,
+                bar_format='{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]', **kwargs)
+
+  def _announce_device(self) -> None:
+    """Says where the run computes, once; a full-width BBF run on a CPU also hears how long
+    that takes and how to install the GPU build."""
+    self._device = devices.describe()
+    print(f'{self.agent_name} {self.game} seed {self.seed}: JAX on '
+          f'{self._device["backend"]} ({self._device["device_kind"]}, '
+          f'{self._device["device_count"]} device(s))', file=sys.stderr)
+    width = getattr(self._agent, 'width_scale', None)
+    if self._device['backend'] == 'cpu' and width is not None and width >= 4:
+      steps = self.training_steps * getattr(self._agent, 'replay_ratio', 2)
+      print(f'note: BBF at width {width} on a CPU costs about 10 s per gradient step (measured '
+            f'on 2 cores), so {steps:,} gradient steps take about {steps * 10 / 86400:.0f} '
+            'days. On a machine with an NVIDIA GPU: make install GPU=1, then the same command '
+            '(the paper: a few GPU hours per run). A CPU try-out: '
+            "GIN='BBFAgent.width_scale = 1' STEPS=3000.", file=sys.stderr)
 
   def _train(self, steps_done: int, train_returns: list, wall_time: float) -> float:
     total = self.training_steps
@@ -392,6 +414,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
   def run_experiment(self) -> dict:
     """Trains (resuming from a checkpoint if one exists), evaluates, writes result.json."""
     self._remove_partial_writes()
+    self._announce_device()
     checkpoint = self._load_checkpoint()
     steps_done, train_returns, wall_time = 0, [], 0.0
     if checkpoint is not None:
@@ -419,6 +442,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
         'train_returns': [float(r) for r in train_returns],
         'resets': [list(r) for r in getattr(self._agent, 'reset_log', [])],
         'wall_time_s': round(wall_time + time.time() - eval_start, 1),
+        'device': self._device,
         'versions': package_versions(),
         'gin_bindings': self.gin_overrides,
     }

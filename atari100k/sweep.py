@@ -158,7 +158,9 @@ def expand_games(values) -> list[str]:
 
 def check_bindings(agents, bindings, steps, eval_episodes) -> None:
   """Parses every agent's configuration with the bindings, as each run will (fails early)."""
-  from atari100k import configs, run  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from agents import settings
+  from atari100k import configs, run
   extra = list(bindings)
   if steps is not None:
     extra.append(f'Runner.training_steps = {steps}')
@@ -167,7 +169,8 @@ def check_bindings(agents, bindings, steps, eval_episodes) -> None:
   try:
     for agent in agents:
       configs.parse_agent_config(agent, run.split_bindings(extra))
-  except configs.ConfigError as e:
+      configs.check_settings()
+  except (configs.ConfigError, settings.SettingError) as e:
     raise SweepError(str(e)) from None
   finally:
     import gin  # pylint: disable=import-outside-toplevel
