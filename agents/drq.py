@@ -82,6 +82,46 @@ def train_with_plasticity(network_def, online_params, target_params, optimizer,
 
 @functools.partial(
     jax.jit,
+    static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
+                     'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
+                     'ht_reset_optimizer', 'data_augmentation'))
+def augment_and_train(network_def, online_params, target_params, optimizer, optimizer_state,
+                      raw_states, actions, raw_next_states, rewards, terminals, loss_weights,
+                      support, cumulative_gamma, double_dqn, distributional, mse_loss, rng,
+                      grad_step, tau, loss_watch, pixel_scale, *, data_augmentation, use_ema,
+                      ht_reset_period, ht_reset_optimizer):
+  """The whole training step after sampling, in one jitted call: Dopamine's input scaling and
+  augmentation (``preprocess_inputs_with_augmentation``'s steps, with the RNG split as
+  Dopamine's ``_training_step_update`` splits it), ``train_with_plasticity`` and the loss watch.
+
+  ``pixel_scale`` (255.0) is a traced argument on purpose: XLA turns a division by a constant
+  into a multiplication by its reciprocal (1 ulp off numpy's x / 255 on some pixels); by a
+  traced value it divides, and the step equals Dopamine's host-side preprocessing bit for bit.
+
+  Returns (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step,
+  loss_watch).
+  """
+  rng, rng1, rng2 = jax.random.split(rng, num=3)
+
+  def preprocess(x, key):
+    out = x.astype(jnp.float32) / pixel_scale
+    if data_augmentation:
+      out = atari_100k_rainbow_agent.drq_image_augmentation(key, out)
+    return out
+  states, next_states = preprocess(raw_states, rng1), preprocess(raw_next_states, rng2)
+  (optimizer_state, online_params, target_params, loss, mean_loss, rng,
+   grad_step) = train_with_plasticity(
+       network_def, online_params, target_params, optimizer, optimizer_state, states, actions,
+       next_states, rewards, terminals, loss_weights, support, cumulative_gamma, double_dqn,
+       distributional, mse_loss, rng, grad_step, tau, use_ema=use_ema,
+       ht_reset_period=ht_reset_period, ht_reset_optimizer=ht_reset_optimizer)
+  loss_watch = divergence.observe_loss(loss_watch, mean_loss, grad_step)
+  return (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step,
+          loss_watch)
+
+
+@functools.partial(
+    jax.jit,
     static_argnames=('network_def', 'optimizer', 'sp_prefixes', 'reinit_prefixes'))
 def reset_online_and_target(network_def, optimizer, online_params, target_params,
                             optimizer_state, rng, example_state, support, shrink, perturb, *,
@@ -181,6 +221,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     self.summary_writing_frequency = int(summary_writing_frequency)
     self._grad_step = jnp.zeros((), jnp.int32)
     self._loss_watch = divergence.LossWatch.create()
+    self._pixel_scale = jnp.float32(255.0)  # traced divisor: see augment_and_train
     # The replay's frames, indexed across checkpoints: a save reads only the new elements.
     self._replay_frames = replay_state.FrameStore()
     if self._head_prefixes:  # fail at start-up, not at step 20,000, on a misspelt prefix
@@ -224,28 +265,26 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
       self.gradient_steps += 1
       return
     self._sample_from_replay_buffer()
-    self._rng, rng1, rng2 = jax.random.split(self._rng, num=3)
-    states = self.train_preprocess_fn(self.replay_elements['state'], rng=rng1)
-    next_states = self.train_preprocess_fn(self.replay_elements['next_state'], rng=rng2)
+    batch = self.replay_elements
     if self._replay_scheme == 'prioritized':
-      probs = self.replay_elements['sampling_probabilities']
+      probs = batch['sampling_probabilities']
       loss_weights = 1.0 / jnp.sqrt(probs + 1e-10)
       loss_weights /= jnp.max(loss_weights)
     else:
-      loss_weights = jnp.ones(states.shape[0])
+      loss_weights = onp.ones(len(batch['action']), onp.float32)
     (self.optimizer_state, self.online_params, self.target_network_params, loss, mean_loss,
-     self._rng, self._grad_step) = train_with_plasticity(
+     self._rng, self._grad_step, self._loss_watch) = augment_and_train(
          self.network_def, self.online_params, self.target_network_params, self.optimizer,
-         self.optimizer_state, states, self.replay_elements['action'], next_states,
-         self.replay_elements['reward'], self.replay_elements['terminal'], loss_weights,
-         self._support, self.cumulative_gamma, self._double_dqn, self._distributional,
-         self._mse_loss, self._rng, self._grad_step,
+         self.optimizer_state, batch['state'], batch['action'], batch['next_state'],
+         batch['reward'], batch['terminal'], loss_weights, self._support,
+         self.cumulative_gamma, self._double_dqn, self._distributional, self._mse_loss,
+         self._rng, self._grad_step,
          jnp.float32(self._target_update_tau if self._target_update_tau else 1.0),
+         self._loss_watch, self._pixel_scale, data_augmentation=self._data_augmentation,
          use_ema=self._target_update_tau is not None,
          ht_reset_period=self._ht_reset_period,
          ht_reset_optimizer=self._ht_reset_optimizer)
     self.gradient_steps += 1
-    self._loss_watch = divergence.observe_loss(self._loss_watch, mean_loss, self._grad_step)
     if self._replay_scheme == 'prioritized':
       self._replay.update(self.replay_elements['indices'], priorities=jnp.sqrt(loss + 1e-10))
     self._maybe_write_loss(mean_loss)

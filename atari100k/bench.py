@@ -58,6 +58,41 @@ def time_updates(agent, num_updates: int) -> float:
   return (time.perf_counter() - start) / num_updates
 
 
+def time_bare_update(agent, num_updates: int) -> float:
+  """Seconds per call of the jitted update alone, on one batch sampled and augmented before
+  the clock starts: Dopamine's ``full_rainbow_agent.train`` for the stock agent and for our
+  agents' stock path, ``train_with_plasticity`` (EMA, H&T) for the others."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from dopamine.jax.agents.full_rainbow import full_rainbow_agent
+  from agents import drq
+  agent._sample_from_replay_buffer()
+  batch = agent.replay_elements
+  rng, rng1, rng2 = jax.random.split(agent._rng, num=3)
+  states = jax.device_put(agent.train_preprocess_fn(batch['state'], rng=rng1))
+  next_states = jax.device_put(agent.train_preprocess_fn(batch['next_state'], rng=rng2))
+  args = [agent.network_def, agent.online_params, agent.target_network_params, agent.optimizer,
+          agent.optimizer_state, states, jnp.asarray(batch['action']), next_states,
+          jnp.asarray(batch['reward']), jnp.asarray(batch['terminal']),
+          jnp.ones(len(batch['action']), np.float32), agent._support, agent.cumulative_gamma,
+          agent._double_dqn, agent._distributional, agent._mse_loss, rng]
+  tau = getattr(agent, '_target_update_tau', None)
+  if tau is None and not getattr(agent, '_ht_reset_period', 0):
+    call = lambda: full_rainbow_agent.train(*args)  # noqa: E731
+  else:
+    call = lambda: drq.train_with_plasticity(  # noqa: E731
+        *args, agent._grad_step, jnp.float32(tau or 1.0), use_ema=tau is not None,
+        ht_reset_period=agent._ht_reset_period, ht_reset_optimizer=agent._ht_reset_optimizer)
+  jax.block_until_ready(call())  # compiled
+  start = time.perf_counter()
+  for _ in range(num_updates):
+    out = call()
+  jax.block_until_ready(out)
+  return (time.perf_counter() - start) / num_updates
+
+
 def time_reset(agent, repeats: int = 5) -> float:
   import jax  # pylint: disable=import-outside-toplevel
   agent._periodic_reset(sp_prefixes=agent._sp_prefixes, reinit_prefixes=(), kind='bench')
@@ -89,21 +124,31 @@ def main(argv=None) -> int:
     time_updates(agent, 3)  # compile
     agents[name] = agent
   samples = {name: [] for name in agents}
+  bare_samples = {name: [] for name in agents}
   for r in range(args.rounds):
     for name, agent in agents.items():
       samples[name].append(time_updates(agent, args.updates))
+      bare_samples[name].append(time_bare_update(agent, args.updates))
     print(f'round {r + 1}/{args.rounds} done', file=sys.stderr)
   ms = {name: 1000 * statistics.median(s) for name, s in samples.items()}
+  bare = {name: 1000 * statistics.median(s) for name, s in bare_samples.items()}
   base = ms.get('stock')
+  bare_base = bare.get('stock')
   report = {'device': str(jax.devices()[0]), 'rounds': args.rounds,
             'updates_per_round': args.updates, 'ms_per_update': ms,
-            'ratio_to_stock': {n: (v / base if base else None) for n, v in ms.items()}}
+            'ms_per_bare_update': bare,
+            'ratio_to_stock': {n: (v / base if base else None) for n, v in ms.items()},
+            'full_step_to_stock_bare_update': {
+                n: (v / bare_base if bare_base else None) for n, v in ms.items()}}
   if 'drq_sp' in agents:
     report['sp_reset_ms'] = 1000 * time_reset(agents['drq_sp'])
-  print(f'{"agent":10s} {"ms/update":>10s} {"updates/s":>10s} {"time vs stock":>14s}')
+  print(f'{"agent":10s} {"full step ms":>12s} {"updates/s":>10s} {"vs stock step":>14s} '
+        f'{"bare update ms":>15s} {"step / stock bare":>18s}')
   for name, v in ms.items():
     ratio = f'{v / base:.3f}' if base else '-'
-    print(f'{name:10s} {v:10.2f} {1000 / v:10.1f} {ratio:>14s}')
+    to_bare = f'{v / bare_base:.3f}' if bare_base else '-'
+    print(f'{name:10s} {v:12.2f} {1000 / v:10.1f} {ratio:>14s} {bare[name]:15.2f} '
+          f'{to_bare:>18s}')
   if 'sp_reset_ms' in report:
     print(f'one S&P reset (jitted, every 20k steps): {report["sp_reset_ms"]:.1f} ms')
   os.makedirs(args.out, exist_ok=True)

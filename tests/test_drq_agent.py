@@ -240,3 +240,32 @@ def test_checkpoint_file_round_trip_continues_identically(tmp_path, bindings):
       a._training_step_update()
   assert params_equal(agent.online_params, twin.online_params)
   assert params_equal(agent.target_network_params, twin.target_network_params)
+
+
+def test_fused_augmentation_equals_dopamines_host_side_preprocessing():
+  # pylint: disable=import-outside-toplevel,protected-access
+  from agents import divergence, drq
+  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.ht_reset_period = 3')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=5)
+  feed(agent, 25)
+  agent._sample_from_replay_buffer()
+  batch = agent.replay_elements
+  common = (agent.network_def, agent.online_params, agent.target_network_params,
+            agent.optimizer, agent.optimizer_state)
+  statics = dict(use_ema=True, ht_reset_period=3, ht_reset_optimizer=False)
+  weights = np.ones(len(batch['action']), np.float32)
+  rng, rng1, rng2 = jax.random.split(agent._rng, num=3)  # as Dopamine's update does
+  host = drq.train_with_plasticity(
+      *common, agent.train_preprocess_fn(batch['state'], rng=rng1), batch['action'],
+      agent.train_preprocess_fn(batch['next_state'], rng=rng2), batch['reward'],
+      batch['terminal'], weights, agent._support, agent.cumulative_gamma, agent._double_dqn,
+      agent._distributional, agent._mse_loss, rng, agent._grad_step, jnp.float32(0.005),
+      **statics)
+  fused = drq.augment_and_train(
+      *common, batch['state'], batch['action'], batch['next_state'], batch['reward'],
+      batch['terminal'], weights, agent._support, agent.cumulative_gamma, agent._double_dqn,
+      agent._distributional, agent._mse_loss, agent._rng, agent._grad_step, jnp.float32(0.005),
+      divergence.LossWatch.create(), jnp.float32(255.0), data_augmentation=True, **statics)
+  for name, a, b in zip(['optimizer state', 'online', 'target', 'loss', 'mean loss', 'rng',
+                         'step'], host, fused):
+    assert params_equal(a, b), name
