@@ -92,7 +92,6 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
       'ht_reset_period': settings.PERIOD,
       'summary_writing_frequency': settings.POSITIVE_INT,
   }
-  OPTIONAL_SETTINGS = ()
 
   def __init__(self,
                num_actions: int,

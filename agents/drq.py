@@ -238,11 +238,15 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
           'DrQAgent.ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '
           '(e.g. 0.005). With Dopamine\'s per-step hard copy an H&T reset does nothing.')
 
+  @property
+  def uses_stock_update(self) -> bool:
+    """True when the gradient step is Dopamine's own (no EMA target, no H&T reset)."""
+    return self._target_update_tau is None and not self._ht_reset_period
+
   # ------------------------------------------------------------------ building
   @property
   def plasticity_toggles_off(self) -> bool:
-    return (self._target_update_tau is None and not self._ht_reset_period
-            and not self._sp_period and not self._head_reset_period
+    return (self.uses_stock_update and not self._sp_period and not self._head_reset_period
             and not self._act_with_target)
 
   def _build_replay_buffer(self):
@@ -260,7 +264,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
   # ------------------------------------------------------------------ learning
   def _training_step_update(self):
     """One gradient step; the stock function when H&T and EMA are off."""
-    if self._target_update_tau is None and not self._ht_reset_period:
+    if self.uses_stock_update:
       super()._training_step_update()
       self.gradient_steps += 1
       return
@@ -347,8 +351,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     The loss is observed on every gradient step of the jitted plasticity path; Dopamine's
     stock update (every toggle off) keeps its loss to itself, so there only the parameters
     are checked."""
-    stock = self._target_update_tau is None and not self._ht_reset_period
-    return divergence.find(None if stock else self._loss_watch,
+    return divergence.find(None if self.uses_stock_update else self._loss_watch,
                            {'online parameters': self.online_params,
                             'target parameters': self.target_network_params},
                            last_good_gradient_step)

@@ -40,6 +40,10 @@ class FrameStore:
   """
 
   def __init__(self):
+    self.reset()
+
+  def reset(self) -> None:
+    """Forgets every frame and element."""
     self._chunks: list[np.ndarray] = []
     self.count = 0
     self._by_digest: dict[bytes, list[int]] = {}
@@ -50,7 +54,7 @@ class FrameStore:
 
   def frames(self) -> list[np.ndarray]:
     """The stored frames as a list of (<= _CHUNK, *frame_shape) arrays, in index order."""
-    out = [chunk for chunk in self._chunks]
+    out = list(self._chunks)
     if out and self.count % _CHUNK:
       out[-1] = out[-1][:self.count % _CHUNK]
     return out
@@ -136,7 +140,7 @@ def buffer_state(buffer: replay_buffer.ReplayBuffer, store: FrameStore | None = 
   if store is None:
     store = FrameStore()
   if store.count > 2 * len(buffer._memory) * 8 + _CHUNK:  # mostly evicted frames: rebuild
-    store.__init__()
+    store.reset()
   store.sync(buffer)
   keys = list(buffer._memory)
   entries = [store.elements[k] for k in keys]
@@ -218,7 +222,7 @@ def restore_buffer(buffer: replay_buffer.ReplayBuffer, state: dict[str, Any],
   buffer._transition_accumulator.clear()
   restore_sampler(buffer._sampling_distribution, state['sampler'])
   if store is not None:
-    store.__init__()
+    store.reset()
     if count:
       store.source_dtype, store.stored_dtype = source_dtype, frames.dtype
       store.frame_shape = frames.shape[1:]

@@ -137,8 +137,8 @@ def _read_json(path: str):
     raise AnalysisError(f'{path}: cannot be read as JSON ({e}).') from None
 
 
-def _read_result(path: str) -> tuple[str, str, int, float]:
-  """Returns (agent, game, seed, score) of one ``result.json``."""
+def _read_result(path: str) -> tuple[str, str, int, float, str]:
+  """Returns (agent, game, seed, score, device) of one ``result.json``."""
   data = _read_json(path)
   if not isinstance(data, dict):
     raise AnalysisError(f'{path}: expected a JSON object (the run-output contract), '
@@ -155,13 +155,13 @@ def _read_result(path: str) -> tuple[str, str, int, float]:
   if isinstance(seed, bool) or not isinstance(seed, int):
     raise AnalysisError(f'{path}: "seed" is {seed!r}, expected an integer.')
   score = _check_number(data['score'], path, 'the score')
-  return agent.strip(), game, seed, score
+  return agent.strip(), game, seed, score, _device_of(data)
 
 
-def _device_of(path: str) -> str:
+def _device_of(result: dict) -> str:
   """'gpu (NVIDIA H200)' from a result.json's ``device`` (runs before it was recorded:
   'unrecorded')."""
-  device = _read_json(path).get('device')
+  device = result.get('device')
   if not isinstance(device, dict) or 'backend' not in device:
     return 'unrecorded'
   return f'{device["backend"]} ({device.get("device_kind", "?")})'
@@ -200,7 +200,7 @@ def load_runs(runs_dir: str, skip_failed: bool = False
       continue
     path = os.path.join(folder, RESULT_FILE)
     try:
-      agent, game, seed, score = _read_result(path)
+      agent, game, seed, score, device = _read_result(path)
     except AnalysisError as e:
       errors.append(str(e))
       continue
@@ -212,7 +212,6 @@ def load_runs(runs_dir: str, skip_failed: bool = False
     found[key] = path
     by_agent.setdefault(agent, {}).setdefault(game, []).append((seed, score))
     where = summary.devices.setdefault(agent, {})
-    device = _device_of(path)
     where[device] = where.get(device, 0) + 1
   if summary.failed and not skip_failed:
     names = [os.path.relpath(p, runs_dir) for p in sorted(summary.failed)]

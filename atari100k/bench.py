@@ -79,7 +79,7 @@ def time_bare_update(agent, num_updates: int) -> float:
           jnp.ones(len(batch['action']), np.float32), agent._support, agent.cumulative_gamma,
           agent._double_dqn, agent._distributional, agent._mse_loss, rng]
   tau = getattr(agent, '_target_update_tau', None)
-  if tau is None and not getattr(agent, '_ht_reset_period', 0):
+  if getattr(agent, 'uses_stock_update', True):  # True: Dopamine's own agent
     call = lambda: full_rainbow_agent.train(*args)  # noqa: E731
   else:
     call = lambda: drq.train_with_plasticity(  # noqa: E731

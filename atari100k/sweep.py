@@ -784,9 +784,10 @@ def main(argv=None) -> int:
     return 0
 
   unfinished = [run for run in grid if not is_finished(run)]
-  diverged = [(run, divergence_of(run)) for run in unfinished]
-  diverged = [(run, why) for run, why in diverged if why is not None]
-  todo = [run for run in unfinished if divergence_of(run) is None]
+  why_diverged = {run.name: divergence_of(run) for run in unfinished}
+  diverged = [(run, why_diverged[run.name]) for run in unfinished
+              if why_diverged[run.name] is not None]
+  todo = [run for run in unfinished if why_diverged[run.name] is None]
   print(f'[sweep] {len(grid)} runs in {runs_dir}: {len(grid) - len(unfinished)} finished, '
         f'{len(diverged)} diverged before (not retried), {len(todo)} to run.', flush=True)
   for run, why in diverged:
