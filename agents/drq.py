@@ -84,7 +84,8 @@ def train_with_plasticity(network_def, online_params, target_params, optimizer,
     jax.jit,
     static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
                      'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
-                     'ht_reset_optimizer', 'data_augmentation'))
+                     'ht_reset_optimizer', 'data_augmentation'),
+    donate_argnames=('online_params', 'target_params', 'optimizer_state'))
 def augment_and_train(network_def, online_params, target_params, optimizer, optimizer_state,
                       raw_states, actions, raw_next_states, rewards, terminals, loss_weights,
                       support, cumulative_gamma, double_dqn, distributional, mse_loss, rng,
@@ -93,6 +94,10 @@ def augment_and_train(network_def, online_params, target_params, optimizer, opti
   """The whole training step after sampling, in one jitted call: Dopamine's input scaling and
   augmentation (``preprocess_inputs_with_augmentation``'s steps, with the RNG split as
   Dopamine's ``_training_step_update`` splits it), ``train_with_plasticity`` and the loss watch.
+
+  The online, target and optimizer buffers are donated: XLA writes the new values in place
+  (about 4% of a CPU step saved), and the caller's old arrays are deleted. Online and target
+  must therefore be distinct arrays (Dopamine's init makes them one: ``DrQAgent`` copies).
 
   ``pixel_scale`` (255.0) is a traced argument on purpose: XLA turns a division by a constant
   into a multiplication by its reciprocal (1 ulp off numpy's x / 255 on some pixels); by a
@@ -146,6 +151,23 @@ def reset_online_and_target(network_def, optimizer, online_params, target_params
 
 def _as_prefixes(prefixes):
   return None if prefixes is None else tuple(prefixes)
+
+
+def as_uint8_frame(observation):
+  """``observation`` as uint8 when that holds its values exactly (Atari frames), else as is.
+
+  Dopamine's ``DataEfficientAtariRunner`` hands the agent its frames in a float64 array, and
+  the replay keeps what it is given: each stored stack 8x larger, and every sampled batch
+  decompressed, stacked and converted from float64 (measured: 13.6 ms of a 60 ms step on this
+  CPU, against 1.8 ms for uint8). The network sees the same float32 values either way
+  (``x.astype(float32) / 255`` of an integer is exact from both dtypes).
+  """
+  observation = onp.asarray(observation)
+  if observation.dtype == onp.uint8:
+    return observation
+  with onp.errstate(invalid='ignore'):  # NaN or out of range: not exact, kept below
+    frame = observation.astype(onp.uint8)
+  return frame if onp.array_equal(frame, observation) else observation
 
 
 @gin.configurable
@@ -244,6 +266,16 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     return self._target_update_tau is None and not self._ht_reset_period
 
   # ------------------------------------------------------------------ building
+  def _build_networks_and_optimizer(self):
+    super()._build_networks_and_optimizer()
+    if not self.uses_stock_update:
+      # ``augment_and_train`` donates both buffers; Dopamine's target is the online array.
+      self.target_network_params = jax.tree_util.tree_map(jnp.copy, self.online_params)
+
+  def _record_observation(self, observation):
+    """Dopamine's, with the frame kept as uint8 (``as_uint8_frame``): the replay stores it."""
+    super()._record_observation(as_uint8_frame(observation))
+
   @property
   def plasticity_toggles_off(self) -> bool:
     return (self.uses_stock_update and not self._sp_period and not self._head_reset_period

@@ -28,14 +28,15 @@ def parse_drq(*bindings):
                                      'ReplayBuffer.batch_size = 8', *bindings])
 
 
-def feed(agent, num_steps, seed=0, life_every=23):
-  """Logs ``num_steps`` random transitions the way the vectorised runner does (one env)."""
+def feed(agent, num_steps, seed=0, life_every=23, frame_dtype=np.uint8):
+  """Logs ``num_steps`` random transitions the way the vectorised runner does (one env;
+  Dopamine's runner hands the frames over in a float64 array: ``frame_dtype``)."""
   rng = np.random.default_rng(seed)
   agent.eval_mode = False
-  agent.reset_all(rng.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8))
+  agent.reset_all(rng.integers(0, 255, (1, 84, 84, 1)).astype(frame_dtype))
   for k in range(num_steps):
     agent.step()  # trains (once past min_replay_history), then acts
-    obs = rng.integers(0, 255, (1, 84, 84, 1), dtype=np.uint8)
+    obs = rng.integers(0, 255, (1, 84, 84, 1)).astype(frame_dtype)
     done = np.array([float((k + 1) % life_every == 0)])
     agent.log_transition(obs, np.array([rng.integers(NUM_ACTIONS)]),
                          np.array([float(rng.integers(0, 2))]), done, np.zeros(1))
@@ -60,6 +61,46 @@ def test_toggles_off_matches_stock_dopamine_agent_bit_for_bit():
   assert params_equal(stock.optimizer_state, ours.optimizer_state)
 
 
+def stored_state_dtypes(agent):
+  return {element.unpack().state.dtype for element in agent._replay._memory.values()}  # pylint: disable=protected-access
+
+
+def test_float64_frames_are_stored_as_uint8_and_train_bit_for_bit_as_stock():
+  parse_drq('DrQAgent.fix_replay_pipeline = False')
+  stock = atari_100k_rainbow_agent.Atari100kRainbowAgent(num_actions=NUM_ACTIONS, seed=7)
+  ours = DrQAgent(num_actions=NUM_ACTIONS, seed=7)
+  feed(stock, 40, frame_dtype=np.float64)
+  feed(ours, 40, frame_dtype=np.float64)
+  assert stored_state_dtypes(stock) == {np.dtype(np.float64)}
+  assert stored_state_dtypes(ours) == {np.dtype(np.uint8)}
+  assert ours.gradient_steps > 10
+  assert params_equal(stock.online_params, ours.online_params)
+  assert params_equal(stock.optimizer_state, ours.optimizer_state)
+
+
+def test_frames_uint8_cannot_hold_are_kept_as_they_are():
+  from agents.drq import as_uint8_frame  # pylint: disable=import-outside-toplevel
+  exact = np.array([[0.0, 255.0], [17.0, 3.0]])
+  assert as_uint8_frame(exact).dtype == np.uint8
+  np.testing.assert_array_equal(as_uint8_frame(exact), exact)
+  for inexact in (np.array([0.5, 1.0]), np.array([-1.0, 2.0]), np.array([256.0, 0.0]),
+                  np.array([np.nan, 0.0])):
+    assert as_uint8_frame(inexact) is inexact
+
+
+def test_jitted_step_donates_distinct_online_and_target_buffers():
+  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.ht_reset_period = 4')
+  agent = DrQAgent(num_actions=NUM_ACTIONS, seed=2)
+  pointers = lambda tree: {x.unsafe_buffer_pointer() for x in jax.tree_util.tree_leaves(tree)}  # noqa: E731
+  assert not pointers(agent.online_params) & pointers(agent.target_network_params)
+  feed(agent, 21)
+  for _ in range(5):  # through the H&T reset at step 4 (online <- target)
+    old_online, old_target = agent.online_params, agent.target_network_params
+    agent._training_step_update()  # pylint: disable=protected-access
+    assert all(x.is_deleted() for x in jax.tree_util.tree_leaves((old_online, old_target)))
+    assert not pointers(agent.online_params) & pointers(agent.target_network_params)
+
+
 def test_jitted_ema_path_with_tau_one_reproduces_the_hard_copy():
   parse_drq()
   stock_like = DrQAgent(num_actions=NUM_ACTIONS, seed=3)
@@ -78,8 +119,9 @@ def test_ema_target_lags_online():
   agent = DrQAgent(num_actions=NUM_ACTIONS, seed=0)
   feed(agent, 40)
   assert agent.gradient_steps >= 1
-  before_target = agent.target_network_params
-  before_online = agent.online_params
+  # Copies: the jitted step donates (deletes) the agent's old buffers.
+  before_target = jax.tree_util.tree_map(np.array, agent.target_network_params)
+  before_online = jax.tree_util.tree_map(np.array, agent.online_params)
   agent._training_step_update()  # pylint: disable=protected-access
   expected = plasticity.ema_update(before_target, agent.online_params, 0.25)
   for a, b in zip(jax.tree_util.tree_leaves(expected),
@@ -120,8 +162,8 @@ def capture_params_before_reset(agent):
   original = agent._periodic_reset  # pylint: disable=protected-access
 
   def spy(**kwargs):
-    captured['online'] = agent.online_params
-    captured['opt'] = agent.optimizer_state
+    captured['online'] = jax.tree_util.tree_map(np.array, agent.online_params)
+    captured['opt'] = jax.tree_util.tree_map(np.array, agent.optimizer_state)
     original(**kwargs)
   agent._periodic_reset = spy  # pylint: disable=protected-access
   return captured
