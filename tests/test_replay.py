@@ -550,14 +550,15 @@ def test_stock_dopamine_runner_resume_after_odd_chunk_logs_next_frame(fake_run):
   """Stock runner: resuming ``_run_parallel`` after an odd number of steps corrupts o_k.
 
   ``_run_parallel`` restarts its step counter at 0 on every call but keeps the two-slot
-  observation buffer; after an odd number of steps the first step of the next call writes the
-  new frame into the slot that holds the agent's current frame before ``log_transition`` reads
-  it, so the step at the boundary is logged with o_{k+1} instead of o_k, and no accumulator can
-  undo that (shown with the fixed one). Dopamine's ``_run_train_phase`` runs
-  ``training_steps + 1`` steps per iteration (odd for the usual even values);
-  ``Atari100kRunner._train`` runs even chunks (1000 steps) and is not affected.
+  observation buffer; Dopamine's agent keeps a view of that buffer as its current frame, so
+  after an odd number of steps the first step of the next call writes the new frame into the
+  slot the agent's frame lives in before ``log_transition`` reads it: the step at the boundary
+  is logged with o_{k+1} instead of o_k, and no accumulator can undo that (shown with the fixed
+  one). Dopamine's ``_run_train_phase`` runs ``training_steps + 1`` steps per iteration (odd for
+  the usual even values); ``Atari100kRunner._train`` runs even chunks (1000 steps) and is not
+  affected; and ``DrQAgent`` keeps its own (uint8) copy of each frame, so it is immune anyway.
   """
-  run = fake_run('drq', 'lives', chunks=(101, 100))
+  run = fake_run('swap', 'lives', chunks=(101, 100))
   k = 101  # first step of the second chunk
   ids = [fid(step.obs) for step in run.log]
   acted_on = [h[0] for h in run.env.history]
@@ -568,6 +569,9 @@ def test_stock_dopamine_runner_resume_after_odd_chunk_logs_next_frame(fake_run):
   assert frame_ids(run.acting_states[k])[-1] == acted_on[k]
   stored = [e for e in run.memory if frame_ids(e.state)[-1] == acted_on[k + 1]]
   assert len(stored) == 2  # steps k and k+1 both claim frame o_{k+1}
+
+  ours = fake_run('drq', 'lives', chunks=(101, 100))
+  assert [fid(step.obs) for step in ours.log] == [h[0] for h in ours.env.history]
 
 
 # ---------------------------------------------------------------------------- unit tests
