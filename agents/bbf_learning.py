@@ -201,19 +201,13 @@ def train_groups(config: LearnerConfig, online_params, target_params, optimizer_
     grads, metrics = _batch_losses(online, target, batch, batch_rng, support, config)
     updates, opt_state = optimizer.update(grads, opt_state, online)
     online = optax.apply_updates(online, updates)
-    new_target = plasticity.ema_update(target, online, tau)
-    if config.frozen_prefixes:  # frozen parts stay bit-identical (EMA rounding would drift)
-      frozen = plasticity.select_mask(target, config.frozen_prefixes)
-      new_target = jax.tree_util.tree_map(lambda f, old, new: old if f else new,
-                                          frozen, target, new_target)
-    target = new_target
     step = step + 1
-    if config.ht_reset_period > 0:
-      def reset(hare, state):
-        fresh = optimizer.init(target) if config.ht_reset_optimizer else state
-        return plasticity.hare_tortoise_reset(hare, target), fresh
-      online, opt_state = plasticity.apply_if(
-          plasticity.periodic(step, config.ht_reset_period), reset, online, opt_state)
+    online, target, opt_state, _ = plasticity.tortoise_step(
+        online, target, opt_state, step, tau=tau, reset_period=config.ht_reset_period,
+        init_optimizer=optimizer.init if config.ht_reset_optimizer else None,
+        # frozen parts stay bit-identical (an EMA of equal values would still round)
+        frozen=(plasticity.select_mask(target, config.frozen_prefixes)
+                if config.frozen_prefixes else None))
     return (online, target, opt_state, rng, step), metrics
 
   # A Python loop, not lax.scan: on XLA's CPU backend the convolutions of a scan (while loop)

@@ -68,15 +68,10 @@ def train_with_plasticity(network_def, online_params, target_params, optimizer,
       actions, next_states, rewards, terminals, loss_weights, support, cumulative_gamma,
       double_dqn, distributional, mse_loss, rng)
   grad_step = grad_step + 1
-  if use_ema:
-    target_params = plasticity.ema_update(target_params, online_params, tau)
-  if ht_reset_period > 0:
-    def reset(online, opt_state):
-      new_opt = optimizer.init(target_params) if ht_reset_optimizer else opt_state
-      return plasticity.hare_tortoise_reset(online, target_params), new_opt
-    online_params, optimizer_state = plasticity.apply_if(
-        plasticity.periodic(grad_step, ht_reset_period), reset, online_params,
-        optimizer_state)
+  online_params, target_params, optimizer_state, _ = plasticity.tortoise_step(
+      online_params, target_params, optimizer_state, grad_step,
+      tau=tau if use_ema else None, reset_period=ht_reset_period,
+      init_optimizer=optimizer.init if ht_reset_optimizer else None)
   return optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step
 
 

@@ -10,6 +10,9 @@ and the re-initialisation baselines it compares against:
                              (Ash & Adams 2020; BBF's variant interpolates with a fresh init)
 * Head reset / re-init       p <- p_fresh on selected sub-trees (Nikishin et al. 2022)
 
+``tortoise_step`` (EMA, then the H&T reset on its period) and ``reset_network`` (S&P and
+re-initialisation of one network) are the compositions DrQ, BBF and the warm-start trainer call.
+
 Every function is pure, works on arbitrary parameter pytrees (flax ``FrozenDict`` or plain
 dicts) and is safe to call inside ``jax.jit``. Floats (tau, shrink, perturb) may be traced
 values. Sub-trees are chosen by *path prefixes* of the flattened parameter tree, e.g.
@@ -146,11 +149,58 @@ def reset_optimizer_state(opt_state: PyTree, fresh_opt_state: PyTree,
   return jax.tree_util.tree_map(merge, opt_state, fresh_opt_state, is_leaf=is_params_like)
 
 
-def periodic(step, period: int):
-  """True (traced bool) when ``step`` is a positive multiple of ``period``; False if period <= 0."""
-  if period is None or period <= 0:
+def periodic(step, period):
+  """True (traced bool) when ``step`` is a positive multiple of ``period``; False if period <= 0.
+
+  ``period`` is a Python int (a static schedule: no test is traced when it is off) or a traced
+  integer (a schedule that changes between phases, as the warm-start study's does).
+  """
+  if period is None or (isinstance(period, int) and period <= 0):
     return jnp.asarray(False)
-  return jnp.logical_and(step > 0, step % period == 0)
+  if isinstance(period, int):
+    return jnp.logical_and(step > 0, step % period == 0)
+  return jnp.logical_and(jnp.logical_and(period > 0, step > 0),
+                         step % jnp.maximum(period, 1) == 0)
+
+
+def tortoise_step(hare: PyTree, tortoise: PyTree, opt_state: PyTree, step, *, tau,
+                  reset_period, init_optimizer: Callable[[PyTree], PyTree] | None = None,
+                  frozen: PyTree | None = None):
+  """The Tortoise's part of a gradient step: EMA, then the Hare & Tortoise reset on its period.
+
+  One home for DrQ's, BBF's and the warm-start trainer's Tortoise (paper Algorithm 1):
+
+    tortoise <- (1 - tau) tortoise + tau hare          (every step; skipped if tau is None)
+    if step is a positive multiple of reset_period:
+      hare <- tortoise;  opt_state <- init_optimizer(hare)  (if given)
+
+  Args:
+    hare: pytree, the Hare after this step's update (any structure: the warm-start trainer
+      passes (params, batch_stats)).
+    tortoise: pytree of the same structure.
+    opt_state: the optimizer state, returned unchanged unless a reset re-initialises it.
+    step: int scalar, gradient steps done including this one.
+    tau: EMA rate (float or traced), or None for no EMA (a Tortoise kept elsewhere).
+    reset_period: int (static; 0 or None: no reset) or traced int (0: no reset).
+    init_optimizer: ``hare -> fresh optimizer state``, to restart the optimizer at a reset.
+    frozen: optional mask (``select_mask``) of Tortoise leaves kept bit-identical (BBF's
+      frozen layers: an EMA of equal values would still round).
+
+  Returns:
+    (hare, tortoise, opt_state, reset) with ``reset`` a traced bool: whether it fired.
+  """
+  if tau is not None:
+    new_tortoise = ema_update(tortoise, hare, tau)
+    tortoise = new_tortoise if frozen is None else _where_mask(frozen, tortoise, new_tortoise)
+  if reset_period is None or (isinstance(reset_period, int) and reset_period <= 0):
+    return hare, tortoise, opt_state, jnp.asarray(False)
+  due = periodic(step, reset_period)
+
+  def reset(old_hare, old_opt_state):
+    new_hare = hare_tortoise_reset(old_hare, tortoise)
+    return new_hare, (old_opt_state if init_optimizer is None else init_optimizer(new_hare))
+  hare, opt_state = apply_if(due, reset, hare, opt_state)
+  return hare, tortoise, opt_state, due
 
 
 def apply_if(predicate, fn: Callable[..., PyTree], *operands) -> PyTree:
@@ -182,8 +232,8 @@ def count_selected(mask: PyTree, tree: PyTree) -> int:
 
 __all__: Iterable[str] = (
     'leaf_paths', 'select_mask', 'ema_update', 'hare_tortoise_reset', 'shrink_perturb',
-    'reinitialize', 'reset_optimizer_state', 'periodic', 'apply_if', 'trees_equal',
-    'count_selected', 'reset_network')
+    'reinitialize', 'reset_optimizer_state', 'periodic', 'tortoise_step', 'apply_if',
+    'trees_equal', 'count_selected', 'reset_network')
 
 
 def reset_network(params: PyTree, fresh: PyTree, *, shrink, perturb,

@@ -17,6 +17,7 @@ import sys
 import time
 
 from analysis import AnalysisError, DATA_DIR, loading, metrics
+from common.files import write_atomically
 
 DEFAULT_OUT_WITHOUT_RUNS = 'analysis_results'
 
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
                         ('results.csv', report.to_csv(table)),
                         ('per_game_scores.csv', report.per_game_csv(matrices))):
     path = os.path.join(out, name)
-    report.write_atomically(path, content)
+    write_atomically(path, content)
     written.append(path)
   if not args.no_plots:
     from analysis import plots  # pylint: disable=import-outside-toplevel

@@ -26,7 +26,6 @@ Different agents may have different ``n``: rliable bootstraps each agent separat
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import glob
 import json
 import math
@@ -38,6 +37,7 @@ import numpy as np
 
 from analysis import DATA_DIR, AnalysisError, normalization
 from atari100k.files import FAILED_FILE, RESULT_FILE
+from common.suggest import did_you_mean
 
 PUBLISHED_DIR = os.path.join(DATA_DIR, 'published')
 _SEED_DIR = re.compile(r'^seed_\d+$')
@@ -276,11 +276,7 @@ def load_baseline(name: str) -> AgentScores:
   """The shipped published scores of baseline ``name`` (a file stem, e.g. ``DrQ_eps``)."""
   available = available_baselines()
   if name not in available:
-    by_lower = {a.lower(): a for a in available}
-    close = by_lower.get(name.lower()) or next(
-        iter(difflib.get_close_matches(name, available, n=1)), None)
-    hint = f' Did you mean {close!r}?' if close else ''
-    raise AnalysisError(f'Unknown baseline {name!r}.{hint} The published baselines shipped with '
+    raise AnalysisError(f'Unknown baseline {name!r}.{did_you_mean(name, available)} The published baselines shipped with '
                         f'the package are: {", ".join(available)}. For other agents pass a '
                         'score file with --score_files FILE.json.')
   return load_score_file(os.path.join(PUBLISHED_DIR, f'{name}.json'), name, 'published')

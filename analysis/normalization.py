@@ -8,13 +8,13 @@ random agent, 1 the human reference.
 from __future__ import annotations
 
 import csv
-import difflib
 import functools
 import os
 
 import numpy as np
 
 from analysis import DATA_DIR, AnalysisError
+from common.suggest import did_you_mean
 
 HUMAN_RANDOM_CSV = os.path.join(DATA_DIR, 'human_random.csv')
 
@@ -41,10 +41,8 @@ def check_game(game, source: str) -> str:
   """
   if isinstance(game, str) and game in load_table():
     return game
-  close = difflib.get_close_matches(str(game), games(), n=1)
-  hint = f' Did you mean {close[0]!r}?' if close else ''
   raise AnalysisError(
-      f'{source}: unknown game {game!r}.{hint} Game names must be one of the 26 Atari-100k '
+      f'{source}: unknown game {game!r}.{did_you_mean(game, games())} Game names must be one of the 26 Atari-100k '
       f'games, spelled exactly: {", ".join(games())}.')
 
 

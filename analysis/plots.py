@@ -22,6 +22,7 @@ import seaborn as sns  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
 from analysis import metrics as metrics_lib  # noqa: E402
+from common.files import write_atomically  # noqa: E402
 from analysis.loading import AgentMatrix  # noqa: E402
 
 FORMATS = ('png', 'pdf')
@@ -40,9 +41,8 @@ def save_figure(fig, out_dir: str, stem: str) -> list[str]:
   paths = []
   for fmt in FORMATS:
     path = os.path.join(out_dir, f'{stem}.{fmt}')
-    tmp = f'{path}.tmp-{os.getpid()}'
-    fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches='tight', pad_inches=0.15)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f, fmt=fmt: fig.savefig(
+        f, format=fmt, dpi=DPI, bbox_inches='tight', pad_inches=0.15))
     paths.append(path)
   plt.close(fig)
   return paths

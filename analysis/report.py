@@ -19,16 +19,6 @@ COLUMNS = ('Agent', 'Source', 'IQM', 'Median', 'Mean', 'Optimality gap', 'Games'
 _MAX_LISTED = 5
 
 
-def write_atomically(path: str, data) -> None:
-  """Writes ``data`` (str or bytes) to ``path`` through a temporary file and ``os.replace``."""
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data.encode() if isinstance(data, str) else data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
 def format_interval(point: float, low: float, high: float, digits: int = 3) -> str:
   return f'{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]'
 

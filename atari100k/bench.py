@@ -145,7 +145,7 @@ def main(argv=None) -> int:
   print(format_table(report))
   if 'sp_reset_ms' in report:
     print(f'one S&P reset (jitted, every 20k steps): {report["sp_reset_ms"]:.1f} ms')
-  from atari100k import files  # pylint: disable=import-outside-toplevel
+  from common import files  # pylint: disable=import-outside-toplevel
   os.makedirs(args.out, exist_ok=True)
   files.write_atomically(os.path.join(args.out, 'drq_bench.json'),
                          json.dumps(report, indent=1).encode())

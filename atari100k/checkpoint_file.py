@@ -23,7 +23,7 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
-from atari100k import files
+from common import files
 
 KIND = 'hare-tortoise-atari100k-checkpoint'
 FORMAT = 2  # 1 was a pickle (up to December 2026); it is refused, not loaded

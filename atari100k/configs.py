@@ -7,11 +7,12 @@ errors into messages that name the problem and the fix.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 
 import gin
+
+from common.suggest import did_you_mean
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'gin')
 
@@ -30,10 +31,8 @@ def check_agent(name: str) -> str:
   agents = available_agents()
   if name in agents:
     return name
-  close = difflib.get_close_matches(name, agents, n=1)
-  hint = f' Did you mean {close[0]}?' if close else ''
   raise ConfigError(
-      f'Unknown agent {name!r}.{hint} Named configurations: {", ".join(agents)}. '
+      f'Unknown agent {name!r}.{did_you_mean(name, agents)} Named configurations: {", ".join(agents)}. '
       f'Each is a file in {GIN_DIR}; pass one with AGENT=<name> (make) or --agent <name>.')
 
 

@@ -9,12 +9,13 @@ runner. ROMs ship inside ale-py, so nothing is downloaded.
 
 from __future__ import annotations
 
-import difflib
 
 import ale_py
 import gin
 import gymnasium as gym
 from dopamine.discrete_domains import atari_lib
+
+from common.suggest import did_you_mean
 
 gym.register_envs(ale_py)
 
@@ -37,10 +38,8 @@ def check_game(game: str) -> str:
   key = game.replace('_', '').replace(' ', '').replace('-', '').lower()
   if key in by_lower:
     return by_lower[key]
-  close = difflib.get_close_matches(game, GAMES, n=1)
-  hint = f' Did you mean {close[0]}?' if close else ''
   raise UnknownGameError(
-      f'Unknown game {game!r}.{hint} Atari-100k has 26 games: {", ".join(GAMES)}. '
+      f'Unknown game {game!r}.{did_you_mean(game, GAMES)} Atari-100k has 26 games: {", ".join(GAMES)}. '
       'Pass one of them with GAME=<name> (make) or --game <name>.')
 
 

@@ -43,7 +43,7 @@ def training_speed(progress_csv: str, warmup: int) -> float:
 
 def short_run(agent: str, steps: int, warmup: int, folder: str, bindings=()) -> dict:
   """A real ``atari100k.run`` of ``agent`` on Pong; its training speed and projection."""
-  from atari100k import run  # pylint: disable=import-outside-toplevel
+  from atari100k import files, run  # pylint: disable=import-outside-toplevel
   chunk = max(2, (steps - warmup) // 4 // 2 * 2)
   argv = ['--agent', agent, '--game', 'Pong', '--base_dir', folder, '--steps', str(steps),
           '--eval_episodes', '1', '--no_progress', '--gin_bindings', ';'.join([
@@ -54,7 +54,7 @@ def short_run(agent: str, steps: int, warmup: int, folder: str, bindings=()) -> 
   code = run.main(argv)
   if code != 0:
     raise RuntimeError(f'the {agent} run ended with exit code {code}')
-  speed = training_speed(os.path.join(run.run_dir(folder, agent, 'Pong', 0), 'progress.csv'),
+  speed = training_speed(os.path.join(files.run_folder(folder, agent, 'Pong', 0), 'progress.csv'),
                          warmup)
   return {'agent': agent, 'steps': steps, 'warmup': warmup, 'wall_s': round(time.time() - start, 1),
           'steps_per_s': round(speed, 2),

@@ -19,6 +19,7 @@ import sys
 import time
 
 from atari100k import exit_codes
+from atari100k import files
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 def split_bindings(values) -> list[str]:
   """Each --gin_bindings value may hold several bindings separated by ';' (make's GIN=)."""
   return [b.strip() for value in values for b in value.split(';') if b.strip()]
-
-
-def run_dir(base_dir: str, agent: str, game: str, seed: int) -> str:
-  return os.path.join(base_dir, agent, game, f'seed_{seed}')
 
 
 def _error(message: str, code: int) -> int:
@@ -125,7 +122,7 @@ def main(argv=None) -> int:
   except (configs.ConfigError, environment.UnknownGameError, settings.SettingError) as e:
     return _error(str(e), exit_codes.BAD_INPUT)
 
-  folder = run_dir(args.base_dir, agent, game, args.seed)
+  folder = files.run_folder(args.base_dir, agent, game, args.seed)
   try:
     check_writable(folder)
   except OSError as e:

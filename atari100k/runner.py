@@ -40,7 +40,8 @@ from agents import settings
 from atari100k import checkpoint_file
 from atari100k import devices
 from atari100k import environment
-from atari100k.files import FAILED_FILE, RESULT_FILE, write_atomically
+from atari100k.files import FAILED_FILE, RESULT_FILE
+from common.files import write_atomically
 
 CHECKPOINT_FILE = 'checkpoint.npz'
 OLD_PICKLE_CHECKPOINT = 'checkpoint.pkl'  # format 1, refused (a pickle can run code)
@@ -213,8 +214,8 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
           'is under 1 GB) or check the folder\'s permissions.') from e
 
   def _remove_partial_writes(self) -> None:
-    """Deletes the temporary files of writes that a killed process left (``*.tmp-<pid>``):
-    the files they were to replace are intact."""
+    """Deletes the temporary files of writes that a killed process left
+    (``*.tmp-<host>-<pid>``): the files they were to replace are intact."""
     for folder in (self._base_dir, os.path.dirname(self.checkpoint_path)):
       if os.path.isdir(folder):
         for name in os.listdir(folder):

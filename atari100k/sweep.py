@@ -38,7 +38,9 @@ import time
 import uuid
 
 from atari100k import exit_codes
-from atari100k.files import FAILED_FILE, RESULT_FILE
+from atari100k.files import FAILED_FILE, RESULT_FILE, run_folder
+from common import processes
+from common.files import write_atomically
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # validation imports TensorFlow via Dopamine
 
@@ -51,16 +53,6 @@ NO_RETRY_CODES = {code: exit_codes.MEANING[code] for code in (
     exit_codes.BAD_CHECKPOINT)}
 LOG_TAIL_LINES = 20
 HEARTBEAT_S = 60.0
-# Run in the child before exec: the run dies with the Ray worker that started it (Linux
-# PR_SET_PDEATHSIG = 1), so a killed worker leaves no orphan training a run without its lock.
-_EXEC_WITH_PARENT_DEATH_SIGNAL = (
-    'import os, signal, sys\n'
-    'try:\n'
-    '  import ctypes\n'
-    '  ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n'
-    'except Exception:\n'
-    '  pass\n'
-    'os.execv(sys.argv[1], sys.argv[1:])\n')
 
 
 class SweepError(ValueError):
@@ -85,7 +77,7 @@ class Run:
 
   @property
   def folder(self) -> str:
-    return os.path.join(self.base_dir, self.agent, self.game, f'seed_{self.seed}')
+    return run_folder(self.base_dir, self.agent, self.game, self.seed)
 
   def argv(self, python: str) -> list[str]:
     """``python -m atari100k.run ...`` for this run; to be run in the repository root."""
@@ -286,10 +278,7 @@ def update_lock(folder: str, lock: dict, **changes) -> None:
   if _read_json(path).get('token') != lock['token']:
     return
   lock.update(changes)
-  tmp = f'{path}.tmp-{lock["token"]}'
-  with open(tmp, 'w') as f:
-    json.dump(lock, f)
-  os.replace(tmp, path)
+  write_atomically(path, json.dumps(lock))
 
 
 def release_lock(folder: str, lock: dict) -> None:
@@ -310,12 +299,7 @@ def thread_env(cpus: float, gpus: float, base=None) -> dict:
   """
   env = dict(os.environ if base is None else base)
   threads = max(1, math.floor(cpus))
-  if threads == 1:
-    xla = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
-  else:
-    xla = f'intra_op_parallelism_threads={threads}'
-  user_flags = env.get('XLA_FLAGS', '').strip()
-  env['XLA_FLAGS'] = f'{xla} {user_flags}'.strip()  # the user's own flags come last and win
+  env['XLA_FLAGS'] = processes.xla_thread_flags(threads, env.get('XLA_FLAGS', ''))
   for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
                'TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS'):
     env[name] = str(threads)
@@ -399,7 +383,8 @@ def run_attempt(run: Run, attempt: int, attempts: int, cpus: float = 1.0, gpus: 
   try:
     if is_finished(run):  # finished between the first check and the lock
       return dict(report, status='skipped')
-    argv = [sys.executable, '-c', _EXEC_WITH_PARENT_DEATH_SIGNAL] + run.argv(sys.executable)
+    # The run dies with the Ray worker that started it: no orphan trains without its lock.
+    argv = [sys.executable, '-c', processes.EXEC_DYING_WITH_PARENT] + run.argv(sys.executable)
     with open(report['log'], 'ab') as log:
       offset = log.tell()
       log.write((f'\n==== sweep attempt {attempt}/{attempts} on {report["host"]} (pid '

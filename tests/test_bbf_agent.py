@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agents import plasticity
-from atari100k import configs, run
+from atari100k import configs, files, run
 
 BBF_AGENTS = ['bbf', 'bbf_ht', 'bbf_ssl', 'bbf_ssl_ht']
 TINY = ['BBFAgent.width_scale = 1',
@@ -156,7 +156,7 @@ def cli(tmp_path, agent, steps=300, extra=()):
 @pytest.mark.parametrize('agent', BBF_AGENTS)
 def test_short_real_run_writes_valid_result(tmp_path, agent):
   assert cli(tmp_path, agent) == 0
-  folder = run.run_dir(str(tmp_path), agent, 'Pong', 0)
+  folder = files.run_folder(str(tmp_path), agent, 'Pong', 0)
   with open(os.path.join(folder, 'result.json')) as f:
     result = json.load(f)
   assert result['agent'] == agent and result['env_steps'] == 300

@@ -8,7 +8,7 @@ import jax
 import pytest
 import tensorflow as tf
 
-from atari100k import bench, configs, devices, run, sweep
+from atari100k import bench, configs, devices, files, run, sweep
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_a_run_records_its_device_and_announces_it(tmp_path, capsys):
           'JaxDQNAgent.min_replay_history = 100;Runner.max_steps_per_episode = 50;'
           'Atari100kRunner.chunk_steps = 50;Atari100kRunner.checkpoint_every = 150']
   assert run.main(argv) == 0
-  with open(os.path.join(run.run_dir(str(tmp_path), 'drq', 'Pong', 0), 'result.json')) as f:
+  with open(os.path.join(files.run_folder(str(tmp_path), 'drq', 'Pong', 0), 'result.json')) as f:
     result = json.load(f)
   assert result['device'] == devices.describe()
   err = capsys.readouterr().err

@@ -27,7 +27,7 @@ import textwrap
 import pytest
 
 from analysis import AnalysisError, loading
-from atari100k import checkpoint_file, exit_codes, run, run_lock, runner
+from atari100k import checkpoint_file, exit_codes, files, run, run_lock, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 300
@@ -47,7 +47,7 @@ def argv(base, agent='drq_ht', extra=(), steps=STEPS, game='Pong'):
 
 
 def folder_of(base, agent='drq_ht', game='Pong'):
-  return run.run_dir(str(base), agent, game, 0)
+  return files.run_folder(str(base), agent, game, 0)
 
 
 def read_json(path):

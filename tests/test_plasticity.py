@@ -170,6 +170,76 @@ def test_ema_update_jit_traced_tau():
   assert isinstance(traces[0], jax.core.Tracer)
 
 
+# --------------------------------------------------------------------------- tortoise_step
+
+def _opt_state():
+  return {'count': jnp.int32(7)}
+
+
+def _fresh_opt(new_hare):
+  del new_hare
+  return {'count': jnp.int32(0)}
+
+
+@pytest.mark.parametrize('period', [3, 'traced'])
+def test_tortoise_step_is_ema_then_reset_on_positive_multiples_of_the_period(period):
+  @jax.jit
+  def step_fn(step, traced_period):
+    return P.tortoise_step(hare(), tortoise(), _opt_state(), step, tau=0.25,
+                           reset_period=3 if period == 3 else traced_period,
+                           init_optimizer=_fresh_opt)
+  for step in (1, 2, 3, 4, 6):
+    new_hare, new_tortoise, opt, reset = step_fn(jnp.int32(step), jnp.int32(3))
+    assert_tree_exact(new_tortoise, EMA_QUARTER)
+    assert bool(reset) == (step % 3 == 0)
+    # At a reset the Hare takes the Tortoise *after* this step's EMA, and Adam restarts.
+    assert_tree_exact(new_hare, EMA_QUARTER if step % 3 == 0 else hare())
+    assert int(opt['count']) == (0 if step % 3 == 0 else 7)
+
+
+@pytest.mark.parametrize('period', [0, None, 'traced zero'])
+def test_tortoise_step_without_a_period_never_resets(period):
+  @jax.jit
+  def step_fn(step, traced_period):
+    return P.tortoise_step(hare(), tortoise(), _opt_state(), step, tau=0.25,
+                           reset_period=traced_period if period == 'traced zero' else period)
+  new_hare, new_tortoise, opt, reset = step_fn(jnp.int32(6), jnp.int32(0))
+  assert not bool(reset)
+  assert_tree_exact(new_hare, hare())
+  assert_tree_exact(new_tortoise, EMA_QUARTER)
+  assert int(opt['count']) == 7
+
+
+def test_tortoise_step_keeps_the_optimizer_without_init_and_skips_ema_without_tau():
+  new_hare, new_tortoise, opt, reset = P.tortoise_step(
+      hare(), tortoise(), _opt_state(), jnp.int32(2), tau=None, reset_period=2)
+  assert bool(reset)
+  assert_bits_identical(new_tortoise, tortoise())  # no EMA: the Tortoise is kept elsewhere
+  assert_bits_identical(new_hare, tortoise())
+  assert int(opt['count']) == 7
+
+
+def test_tortoise_step_frozen_leaves_stay_bit_identical():
+  frozen = P.select_mask(tortoise(), ('params/Conv_0',))
+  _, new_tortoise, _, _ = P.tortoise_step(hare(), tortoise(), _opt_state(), jnp.int32(1),
+                                          tau=0.25, reset_period=0, frozen=frozen)
+  assert_bits_identical(new_tortoise['params']['Conv_0'], tortoise()['params']['Conv_0'])
+  assert_tree_exact(new_tortoise['params']['Dense_0'], EMA_QUARTER['params']['Dense_0'])
+
+
+def test_tortoise_step_on_a_pair_of_trees_resets_both():
+  # The warm-start trainer's Tortoise: (params, batch-norm statistics).
+  stats, ema_stats = {'mean': _f32([4.0])}, {'mean': _f32([8.0])}
+  (new_params, new_stats), (ema, new_ema_stats), _, reset = P.tortoise_step(
+      (hare(), stats), (tortoise(), ema_stats), _opt_state(), jnp.int32(4), tau=0.25,
+      reset_period=4)
+  assert bool(reset)
+  assert_tree_exact(ema, EMA_QUARTER)
+  assert float(new_ema_stats['mean'][0]) == 7.0  # 0.75 * 8 + 0.25 * 4
+  assert_tree_exact(new_params, EMA_QUARTER)
+  assert float(new_stats['mean'][0]) == 7.0
+
+
 # --------------------------------------------------------------------------- hare_tortoise_reset
 
 def test_hare_tortoise_reset_returns_tortoise():

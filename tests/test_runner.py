@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from atari100k import configs, run, runner
+from atari100k import configs, files, run, runner
 
 DRQ_AGENTS = ['drq', 'drq_sp', 'drq_ht', 'drq_hr20k', 'drq_hr40k', 'drq_hr40k_ht', 'drq_ema']
 TINY = ['JaxDQNAgent.min_replay_history = 100',
@@ -36,7 +36,7 @@ def cli(tmp_path, agent, game='Pong', steps=300, extra=(), seed=0):
 
 
 def result_of(tmp_path, agent, game='Pong', seed=0):
-  with open(os.path.join(run.run_dir(str(tmp_path), agent, game, seed), 'result.json')) as f:
+  with open(os.path.join(files.run_folder(str(tmp_path), agent, game, seed), 'result.json')) as f:
     return json.load(f)
 
 
@@ -54,7 +54,7 @@ def test_short_real_run_writes_valid_result(tmp_path, agent):
   assert result['eval_episodes'] == 2 and len(result['eval_returns']) == 2
   assert result['score'] == pytest.approx(sum(result['eval_returns']) / 2)
   assert result['versions']['dopamine-rl'] == '4.1.2'
-  folder = run.run_dir(str(tmp_path), agent, 'Pong', 0)
+  folder = files.run_folder(str(tmp_path), agent, 'Pong', 0)
   assert os.path.exists(os.path.join(folder, 'config.gin'))
   assert 'DrQAgent' in open(os.path.join(folder, 'config.gin')).read()
   rows = open(os.path.join(folder, 'progress.csv')).read().splitlines()
@@ -74,7 +74,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
       raise KeyboardInterrupt('simulated interruption')
   monkeypatch.setattr(runner.Atari100kRunner, '_append_progress', crash_at_300)
   assert cli(tmp_path, 'drq_ht', steps=400) == 130  # interrupted: exit code 130
-  folder = run.run_dir(str(tmp_path), 'drq_ht', 'Pong', 0)
+  folder = files.run_folder(str(tmp_path), 'drq_ht', 'Pong', 0)
   assert os.path.exists(os.path.join(folder, 'checkpoints', runner.CHECKPOINT_FILE))
   assert not os.path.exists(os.path.join(folder, 'result.json'))
   monkeypatch.setattr(runner.Atari100kRunner, '_append_progress', original)
@@ -99,7 +99,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
 def test_unknown_game_lists_the_26_games(tmp_path, capsys):
   assert run.main(['--agent', 'drq', '--game', 'Pongg', '--base_dir', str(tmp_path)]) == 2
   err = capsys.readouterr().err
-  assert "Unknown game 'Pongg'" in err and 'Did you mean Pong?' in err
+  assert "Unknown game 'Pongg'" in err and "Did you mean 'Pong'?" in err
   assert 'UpNDown' in err and '26 games' in err
   assert not os.listdir(tmp_path)
 
@@ -124,7 +124,7 @@ def test_bad_gin_binding_is_a_clear_error(tmp_path, capsys, binding):
 
 
 def test_finished_run_is_not_overwritten_without_force(tmp_path, capsys):
-  folder = run.run_dir(str(tmp_path), 'drq', 'Pong', 0)
+  folder = files.run_folder(str(tmp_path), 'drq', 'Pong', 0)
   os.makedirs(folder)
   with open(os.path.join(folder, 'result.json'), 'w') as f:
     f.write('{"score": 1.0}')
@@ -134,7 +134,7 @@ def test_finished_run_is_not_overwritten_without_force(tmp_path, capsys):
 
 
 def test_force_keeps_the_old_run_beside_the_new_one(tmp_path):
-  folder = run.run_dir(str(tmp_path), 'drq', 'Pong', 0)
+  folder = files.run_folder(str(tmp_path), 'drq', 'Pong', 0)
   os.makedirs(folder)
   with open(os.path.join(folder, 'result.json'), 'w') as f:
     f.write('{"score": 1.0}')

@@ -101,7 +101,7 @@ def test_bad_input_is_exit_code_2_before_anything_starts(tmp_path, capsys, argv,
   if message.startswith('Unknown agent'):
     assert 'drq_hr40k_ht' in err  # the valid names are listed
   if message.startswith('Unknown game'):
-    assert 'Did you mean Pong?' in err and 'UpNDown' in err
+    assert "Did you mean 'Pong'?" in err and 'UpNDown' in err
   assert not os.listdir(tmp_path)
 
 

@@ -21,7 +21,6 @@ Only numpy, the standard library, pillow (Tiny ImageNet, imported lazily) and sc
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import gzip
 import math
 import os
@@ -29,6 +28,8 @@ import pickle
 from typing import Callable
 
 import numpy as np
+
+from common.suggest import did_you_mean
 
 FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar.html'
@@ -452,9 +453,7 @@ def load_dataset(name: str, root: str | None = None) -> Dataset:
   """
   key = name.strip().lower().replace('-', '_')
   if key not in _LOADERS:
-    close = difflib.get_close_matches(key, DATASET_NAMES, n=1)
-    suggestion = f' Did you mean {close[0]!r}?' if close else ''
-    raise ValueError(f'Unknown data set {name!r}.{suggestion} Known data sets: '
+    raise ValueError(f'Unknown data set {name!r}.{did_you_mean(key, DATASET_NAMES)} Known data sets: '
                      + ', '.join(DATASET_NAMES))
   if key == 'digits':
     return load_digits()

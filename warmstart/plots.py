@@ -17,25 +17,25 @@ The numbers behind the figures come from small pure helpers (:func:`read_results
 :func:`final_rows`, :func:`heatmap_grid`, :func:`method_summary`, :func:`pearson`). Standard
 deviations are sample standard deviations (``ddof=1``; NaN for a single seed). Figures are built
 with :class:`matplotlib.figure.Figure` (no pyplot, no window, no global figure list), rendered by
-the Agg backend and written atomically (temporary file in the same folder, then ``os.replace``).
+the Agg backend and written atomically (``common.files.write_atomically``).
 Only the standard library, numpy and matplotlib are used.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import os
 import re
 import sys
-import uuid
 from collections.abc import Iterable, Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+
+from common.files import write_atomically
 
 DPI = 120
 METRICS = ('weight_magnitude', 'weight_distance', 'zero_activation_ratio',
@@ -258,14 +258,9 @@ def _save(fig: Figure, out_path) -> str:
   folder = os.path.dirname(os.path.abspath(out_path))
   os.makedirs(folder, exist_ok=True)
   fmt = os.path.splitext(out_path)[1].lstrip('.').lower() or 'png'
-  tmp = os.path.join(folder, f'.{os.path.basename(out_path)}.{os.getpid()}.'
-                             f'{uuid.uuid4().hex[:8]}.tmp')
   try:
-    fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches='tight')
-    os.replace(tmp, out_path)
+    write_atomically(out_path, lambda f: fig.savefig(f, format=fmt, dpi=DPI, bbox_inches='tight'))
   finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
     fig.clear()  # a bare Figure is in no pyplot list: dropping it closes it
   return out_path
 

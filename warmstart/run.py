@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import csv
-import ctypes
 import dataclasses
 import functools
 import io
@@ -25,13 +24,13 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+from common import processes
+from common.files import write_atomically
 from warmstart import data as data_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
@@ -149,15 +148,6 @@ def run_name(protocol: str, config: protocols.ProtocolConfig, spec: str) -> str:
   return f'{protocol}_{safe}_sub{config.subset:g}_noise{config.noise:g}_seed{config.seed}'
 
 
-def write_atomically(path: str, text: str) -> None:
-  folder = os.path.dirname(path) or '.'
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-')
-  with os.fdopen(fd, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def rows_to_csv(rows: list[dict]) -> str:
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction='ignore')
@@ -254,10 +244,7 @@ def _init_worker(queue) -> None:
   """Worker initializer: keep the progress queue; on Linux, end the worker when the parent dies
   (e.g. killed) instead of leaving it computing an orphaned run."""
   _WORKER_PROGRESS[:] = [queue]
-  try:
-    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-  except (OSError, AttributeError):
-    pass
+  processes.die_with_parent()
 
 
 def _worker_run(protocol, config, spec, method, dataset_name, data_root):
@@ -275,8 +262,7 @@ def _worker_run(protocol, config, spec, method, dataset_name, data_root):
 def _run_in_workers(args, pending, parsed, progress, save) -> None:
   """Runs ``pending`` in ``args.jobs`` processes (one XLA thread each); saves each as it ends."""
   # Each worker gets one core: XLA's own thread pool would fight the other workers for it.
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false'
-                             ' intra_op_parallelism_threads=1').strip()
+  os.environ['XLA_FLAGS'] = processes.xla_thread_flags(1, os.environ.get('XLA_FLAGS', ''))
   context = multiprocessing.get_context('spawn')
   queue = context.Queue()
   with concurrent.futures.ProcessPoolExecutor(

@@ -163,22 +163,16 @@ class Trainer:
     updates, opt_state = self.transform.update(grads, state.opt_state, state.params)
     lr = warmup_learning_rate(state.phase_step, warmup_steps, self.optim.learning_rate)
     params = jax.tree_util.tree_map(lambda p, u: p - lr * u, state.params, updates)
-    ema_params, ema_batch_stats = state.ema_params, state.ema_batch_stats
-    num_resets = state.num_ht_resets
     step = state.step + 1
-    if method.uses_ema:
-      tau = 1.0 - method.ema
-      ema_params = plasticity.ema_update(ema_params, params, tau)
-      ema_batch_stats = plasticity.ema_update(ema_batch_stats, batch_stats, tau)
-    if method.ht_reset_epochs > 0:
-      due = jnp.logical_and(ht_period > 0, step % jnp.maximum(ht_period, 1) == 0)
-      params, batch_stats = plasticity.apply_if(
-          due, lambda p, b: (plasticity.hare_tortoise_reset(p, ema_params),
-                             plasticity.hare_tortoise_reset(b, ema_batch_stats)),
-          params, batch_stats)
-      if method.ht_reset_optimizer:
-        opt_state = plasticity.apply_if(due, lambda o: self.transform.init(params), opt_state)
-      num_resets = num_resets + due.astype(jnp.int32)
+    # The Tortoise averages the parameters and the batch-norm statistics; a reset copies both.
+    (params, batch_stats), (ema_params, ema_batch_stats), opt_state, reset = (
+        plasticity.tortoise_step(
+            (params, batch_stats), (state.ema_params, state.ema_batch_stats), opt_state, step,
+            tau=1.0 - method.ema if method.uses_ema else None,
+            reset_period=ht_period if method.ht_reset_epochs > 0 else 0,
+            init_optimizer=((lambda hare: self.transform.init(hare[0]))
+                            if method.ht_reset_optimizer else None)))
+    num_resets = state.num_ht_resets + reset.astype(jnp.int32)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
     new_state = state.replace(
         params=params, batch_stats=batch_stats, opt_state=opt_state, ema_params=ema_params,

@@ -1,0 +1,6 @@
+"""Small pieces every part of the suite shares (agents, runner, sweep, analysis, warm-start).
+
+Each module here imports only the standard library, so any entry point can use it without
+pulling in JAX, TensorFlow or Dopamine: ``files`` (atomic writes), ``processes`` (child
+processes that die with their parent, thread flags), ``suggest`` ("did you mean" hints).
+"""
