@@ -299,9 +299,12 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, rows_a, mo
   target = tmp_path / 'methods.png'
   target.write_bytes(b'old')
 
-  def broken(self, fname, **kwargs):
-    with open(fname, 'wb') as f:
-      f.write(b'half a PNG')
+  def broken(self, fname, **kwargs):  # fname: a path or a binary file, as savefig takes
+    if hasattr(fname, 'write'):
+      fname.write(b'half a PNG')
+    else:
+      with open(fname, 'wb') as f:
+        f.write(b'half a PNG')
     raise RuntimeError('disk full')
   monkeypatch.setattr(Figure, 'savefig', broken)
   with pytest.raises(RuntimeError, match='disk full'):
