@@ -149,13 +149,18 @@ def reset_optimizer_state(opt_state: PyTree, fresh_opt_state: PyTree,
   return jax.tree_util.tree_map(merge, opt_state, fresh_opt_state, is_leaf=is_params_like)
 
 
+def schedule_off(period) -> bool:
+  """True for a period known at trace time to turn its schedule off (None or an int <= 0)."""
+  return period is None or (isinstance(period, int) and period <= 0)
+
+
 def periodic(step, period):
   """True (traced bool) when ``step`` is a positive multiple of ``period``; False if period <= 0.
 
   ``period`` is a Python int (a static schedule: no test is traced when it is off) or a traced
   integer (a schedule that changes between phases, as the warm-start study's does).
   """
-  if period is None or (isinstance(period, int) and period <= 0):
+  if schedule_off(period):
     return jnp.asarray(False)
   if isinstance(period, int):
     return jnp.logical_and(step > 0, step % period == 0)
@@ -192,7 +197,7 @@ def tortoise_step(hare: PyTree, tortoise: PyTree, opt_state: PyTree, step, *, ta
   if tau is not None:
     new_tortoise = ema_update(tortoise, hare, tau)
     tortoise = new_tortoise if frozen is None else _where_mask(frozen, tortoise, new_tortoise)
-  if reset_period is None or (isinstance(reset_period, int) and reset_period <= 0):
+  if schedule_off(reset_period):  # static: no lax.cond is traced at all
     return hare, tortoise, opt_state, jnp.asarray(False)
   due = periodic(step, reset_period)
 

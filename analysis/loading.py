@@ -276,7 +276,8 @@ def load_baseline(name: str) -> AgentScores:
   """The shipped published scores of baseline ``name`` (a file stem, e.g. ``DrQ_eps``)."""
   available = available_baselines()
   if name not in available:
-    raise AnalysisError(f'Unknown baseline {name!r}.{did_you_mean(name, available)} The published baselines shipped with '
+    raise AnalysisError(f'Unknown baseline {name!r}.{did_you_mean(name, available)} '
+                        'The published baselines shipped with '
                         f'the package are: {", ".join(available)}. For other agents pass a '
                         'score file with --score_files FILE.json.')
   return load_score_file(os.path.join(PUBLISHED_DIR, f'{name}.json'), name, 'published')

@@ -42,7 +42,8 @@ def check_game(game, source: str) -> str:
   if isinstance(game, str) and game in load_table():
     return game
   raise AnalysisError(
-      f'{source}: unknown game {game!r}.{did_you_mean(game, games())} Game names must be one of the 26 Atari-100k '
+      f'{source}: unknown game {game!r}.{did_you_mean(game, games())} '
+      'Game names must be one of the 26 Atari-100k '
       f'games, spelled exactly: {", ".join(games())}.')
 
 

@@ -148,7 +148,7 @@ def main(argv=None) -> int:
   from common import files  # pylint: disable=import-outside-toplevel
   os.makedirs(args.out, exist_ok=True)
   files.write_atomically(os.path.join(args.out, 'drq_bench.json'),
-                         json.dumps(report, indent=1).encode())
+                         json.dumps(report, indent=1))
   return 0
 
 

@@ -453,7 +453,8 @@ def load_dataset(name: str, root: str | None = None) -> Dataset:
   """
   key = name.strip().lower().replace('-', '_')
   if key not in _LOADERS:
-    raise ValueError(f'Unknown data set {name!r}.{did_you_mean(key, DATASET_NAMES)} Known data sets: '
+    raise ValueError(f'Unknown data set {name!r}.{did_you_mean(key, DATASET_NAMES)} '
+                     'Known data sets: '
                      + ', '.join(DATASET_NAMES))
   if key == 'digits':
     return load_digits()
