@@ -237,8 +237,8 @@ def count_selected(mask: PyTree, tree: PyTree) -> int:
 
 __all__: Iterable[str] = (
     'leaf_paths', 'select_mask', 'ema_update', 'hare_tortoise_reset', 'shrink_perturb',
-    'reinitialize', 'reset_optimizer_state', 'periodic', 'tortoise_step', 'apply_if',
-    'trees_equal', 'count_selected', 'reset_network')
+    'reinitialize', 'reset_optimizer_state', 'schedule_off', 'periodic', 'tortoise_step',
+    'apply_if', 'trees_equal', 'count_selected', 'reset_network')
 
 
 def reset_network(params: PyTree, fresh: PyTree, *, shrink, perturb,
