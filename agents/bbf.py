@@ -45,6 +45,7 @@ from agents import bbf_networks
 from agents import checkpointing
 from agents import divergence
 from agents import settings
+from agents.learner_state import DopamineLearnerAttributes
 from agents.subsequence_replay import SubsequenceReplayBuffer
 
 
@@ -62,7 +63,7 @@ def _padded_size(n: int) -> int:
 
 
 @gin.configurable
-class BBFAgent(dqn_agent.JaxDQNAgent):
+class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
   """BBF with gin toggles for SPR, resets, S&P and Hare & Tortoise (see module docstring)."""
 
   SETTING_RULES = {
@@ -209,7 +210,6 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
     self._ht_reset_optimizer = bool(ht_reset_optimizer)
     self._double_dqn = bool(double_dqn)
     self._data_augmentation = bool(data_augmentation)
-    self.gradient_steps = 0
     self.cycle_gradient_steps = 0  # gradient steps since the last periodic reset
     self.reset_log = []            # (agent step, 'reset') of every periodic reset
     self.last_metrics = {}
@@ -221,9 +221,8 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
                      update_horizon=self._max_update_horizon, seed=seed,
                      summary_writer=summary_writer,
                      summary_writing_frequency=summary_writing_frequency)
-    self._grad_step = jnp.zeros((), jnp.int32)
     self._loss_watch = divergence.LossWatch.create()
-    self._learner = bbf_learning.LearnerConfig(
+    self._learner_config = bbf_learning.LearnerConfig(
         network=self.network_def, optimizer=self.optimizer, spr_weight=self._spr_weight,
         double_dqn=self._double_dqn, data_augmentation=self._data_augmentation,
         ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer,
@@ -316,15 +315,11 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
 
   def _training_step_update(self):
     batches, keys = self._sample_batches()
-    (self.online_params, self.target_network_params, self.optimizer_state, self._rng,
-     self._grad_step, metrics) = bbf_learning.train_groups(
-         self._learner, self.online_params, self.target_network_params,
-         self.optimizer_state, batches, self._rng, self._grad_step, self._support,
-         jnp.float32(self._tau))
-    self.gradient_steps += self._batches_to_group
+    self.learner, metrics = bbf_learning.train_groups(
+        self._learner_config, self.learner, batches, self._support, jnp.float32(self._tau))
     self.cycle_gradient_steps += self._batches_to_group
     self._loss_watch = divergence.observe_loss(self._loss_watch, metrics['loss'],
-                                               self._grad_step)
+                                               self.learner.grad_step)
     if self._bbf_replay_scheme == 'prioritized':
       dqn_loss = onp.asarray(metrics['dqn_loss']).reshape(-1)
       self._replay.update_priorities(keys, onp.sqrt(dqn_loss + 1e-10))
@@ -346,14 +341,12 @@ class BBFAgent(dqn_agent.JaxDQNAgent):
 
   def periodic_reset(self):
     """BBF's reset (jitted): S&P and re-initialisation; n-step/gamma annealing restarts."""
-    (self.online_params, self.target_network_params, self.optimizer_state,
-     self._rng) = bbf_learning.reset_networks(
-         self.network_def, self.optimizer, self.online_params, self.target_network_params,
-         self.optimizer_state, self._rng, jnp.float32(self._shrink),
-         jnp.float32(self._perturb), sp_prefixes=self._sp_prefixes,
-         reinit_prefixes=self._reinit_prefixes, frozen_prefixes=self._frozen_prefixes,
-         reset_target=self._reset_target, reset_optimizer=self._reset_optimizer,
-         stack_size=self.stack_size, jumps=self._jumps)
+    self.learner = bbf_learning.reset_networks(
+        self.network_def, self.optimizer, self.learner, jnp.float32(self._shrink),
+        jnp.float32(self._perturb), sp_prefixes=self._sp_prefixes,
+        reinit_prefixes=self._reinit_prefixes, frozen_prefixes=self._frozen_prefixes,
+        reset_target=self._reset_target, reset_optimizer=self._reset_optimizer,
+        stack_size=self.stack_size, jumps=self._jumps)
     self.cycle_gradient_steps = 0
     self.reset_log.append((int(self.training_steps), 'reset'))
 

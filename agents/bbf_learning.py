@@ -7,14 +7,15 @@ import, so that the update can be benchmarked on a machine with only jax, flax, 
 * ``augment``            DrQ augmentation (edge pad 4 + random 84x84 crop, intensity noise),
                          independently per image, as BBF does.
 * ``project_distribution``  C51's projection of a shifted support onto the fixed support.
-* ``train_groups``       G gradient steps in one jitted call, one per batch: C51 double-DQN loss from the target
-                         network (+ ``spr_weight`` x SPR loss), AdamW step, EMA target update
-                         (``plasticity.ema_update``), Hare & Tortoise reset every N gradient
-                         steps (``plasticity.hare_tortoise_reset`` under ``lax.cond``).
+* ``train_groups``       G gradient steps in one jitted call, one per batch, on a
+                         ``LearnerState``: C51 double-DQN loss from the target network
+                         (+ ``spr_weight`` x SPR loss), AdamW step, then the Tortoise
+                         (``plasticity.tortoise_step``: EMA target update, Hare & Tortoise reset
+                         every N gradient steps under ``lax.cond``).
 * ``reset_networks``     BBF's periodic reset: Shrink & Perturb of the encoder (and transition
-                         model), re-initialisation of projection, predictor and head
-                         (``plasticity.reset_network``), online and target, optimizer state
-                         re-initialised for every reset parameter.
+                         model), re-initialisation of projection, predictor and head, online
+                         and target, optimizer state re-initialised for every reset parameter
+                         (``plasticity.reset_learner``).
 * ``select_action``      epsilon-greedy on a batch of stacked frames.
 * ``exponential_schedule``  BBF's n-step / gamma annealing after each reset (host side).
 """
@@ -32,6 +33,7 @@ import optax
 
 from agents import bbf_networks
 from agents import plasticity
+from agents.learner_state import LearnerState
 
 SPR_ONLY_PREFIXES = tuple(f'params/{name}' for name in bbf_networks.SPR_ONLY_PARTS)
 
@@ -182,44 +184,42 @@ def _batch_losses(params, target_params, batch, rng, support, config: LearnerCon
 
 
 @functools.partial(jax.jit, static_argnames=('config',))
-def train_groups(config: LearnerConfig, online_params, target_params, optimizer_state,
-                 batches, rng, grad_step, support, tau):
+def train_groups(config: LearnerConfig, state: LearnerState, batches, support, tau):
   """``G`` gradient steps (one per batch of ``batches``, leading axis G) in one jitted call.
 
   After every step: ``target <- (1 - tau) target + tau online``; then, every
   ``config.ht_reset_period`` gradient steps, the Hare & Tortoise reset ``online <- target``
   (and a fresh optimizer state if ``config.ht_reset_optimizer``).
 
-  Returns (online, target, optimizer_state, rng, grad_step, metrics) where metrics holds per
-  batch the mean loss and per sample the C51 loss (priorities) and the SPR loss.
+  Returns (state, metrics) where metrics holds per batch the mean loss and per sample the C51
+  loss (priorities) and the SPR loss.
   """
   optimizer = config.optimizer
 
-  def one_step(carry, batch):
-    online, target, opt_state, rng, step = carry
-    rng, batch_rng = jax.random.split(rng)
-    grads, metrics = _batch_losses(online, target, batch, batch_rng, support, config)
-    updates, opt_state = optimizer.update(grads, opt_state, online)
-    online = optax.apply_updates(online, updates)
-    step = step + 1
+  def one_step(state: LearnerState, batch):
+    rng, batch_rng = jax.random.split(state.rng)
+    grads, metrics = _batch_losses(state.online, state.target, batch, batch_rng, support,
+                                   config)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.online)
+    online = optax.apply_updates(state.online, updates)
+    step = state.grad_step + 1
     online, target, opt_state, _ = plasticity.tortoise_step(
-        online, target, opt_state, step, tau=tau, reset_period=config.ht_reset_period,
+        online, state.target, opt_state, step, tau=tau, reset_period=config.ht_reset_period,
         init_optimizer=optimizer.init if config.ht_reset_optimizer else None,
         # frozen parts stay bit-identical (an EMA of equal values would still round)
-        frozen=(plasticity.select_mask(target, config.frozen_prefixes)
+        frozen=(plasticity.select_mask(state.target, config.frozen_prefixes)
                 if config.frozen_prefixes else None))
-    return (online, target, opt_state, rng, step), metrics
+    return LearnerState(online=online, target=target, opt_state=opt_state, grad_step=step,
+                        rng=rng), metrics
 
   # A Python loop, not lax.scan: on XLA's CPU backend the convolutions of a scan (while loop)
   # body ran ~9x slower (5.5 s instead of 0.6 s per width-1 step), even fully unrolled.
-  carry = (online_params, target_params, optimizer_state, rng, grad_step)
   metrics = []
   for group in range(batches['state'].shape[0]):
-    carry, group_metrics = one_step(carry, {k: v[group] for k, v in batches.items()})
+    state, group_metrics = one_step(state, {k: v[group] for k, v in batches.items()})
     metrics.append(group_metrics)
-  online_params, target_params, optimizer_state, rng, grad_step = carry
   metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *metrics)
-  return online_params, target_params, optimizer_state, rng, grad_step, metrics
+  return state, metrics
 
 
 # --------------------------------------------------------------------------- resets
@@ -227,10 +227,10 @@ def train_groups(config: LearnerConfig, online_params, target_params, optimizer_
 @functools.partial(jax.jit, static_argnames=(
     'network', 'optimizer', 'sp_prefixes', 'reinit_prefixes', 'frozen_prefixes',
     'reset_target', 'reset_optimizer', 'stack_size', 'jumps'))
-def reset_networks(network, optimizer, online_params, target_params, optimizer_state, rng,
-                   shrink, perturb, *, sp_prefixes: tuple, reinit_prefixes: tuple,
-                   frozen_prefixes: tuple = (), reset_target: bool = True,
-                   reset_optimizer: bool = True, stack_size: int = 4, jumps: int = 5):
+def reset_networks(network, optimizer, state: LearnerState, shrink, perturb, *,
+                   sp_prefixes: tuple, reinit_prefixes: tuple, frozen_prefixes: tuple = (),
+                   reset_target: bool = True, reset_optimizer: bool = True,
+                   stack_size: int = 4, jumps: int = 5) -> LearnerState:
   """BBF's periodic reset, jitted: S&P on ``sp_prefixes``, fresh values on ``reinit_prefixes``.
 
   Online and target each interpolate toward their own fresh initialisation (as BBF's code
@@ -238,22 +238,19 @@ def reset_networks(network, optimizer, online_params, target_params, optimizer_s
   re-initialised; when that is every trained parameter (BBF: all parts; frozen parts carry
   no statistics) the whole state is, Adam's step count included, as in BBF's code.
   """
-  rng, rng_online, rng_target = jax.random.split(rng, 3)
+  rng, rng_online, rng_target = jax.random.split(state.rng, 3)
   init = functools.partial(bbf_networks.init_params, network, stack_size=stack_size,
                            jumps=jumps)
-  reset = functools.partial(plasticity.reset_network, shrink=shrink, perturb=perturb,
-                            sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes)
-  online_params = reset(online_params, init(rng_online))
-  if reset_target:
-    target_params = reset(target_params, init(rng_target))
-  if reset_optimizer:
-    touched = tuple(sp_prefixes) + tuple(reinit_prefixes) + tuple(frozen_prefixes)
-    mask = plasticity.select_mask(online_params, touched)
-    if all(jax.tree_util.tree_leaves(mask)):
-      mask = None  # every parameter: a full re-initialisation, step count included
-    optimizer_state = plasticity.reset_optimizer_state(
-        optimizer_state, optimizer.init(online_params), mask)
-  return online_params, target_params, optimizer_state, rng
+  touched = tuple(sp_prefixes) + tuple(reinit_prefixes) + tuple(frozen_prefixes)
+  every_parameter = all(jax.tree_util.tree_leaves(
+      plasticity.select_mask(state.online, touched)))
+  return plasticity.reset_learner(
+      state.replace(rng=rng), init(rng_online), init(rng_target) if reset_target else None,
+      shrink=shrink, perturb=perturb, sp_prefixes=sp_prefixes,
+      reinit_prefixes=reinit_prefixes, reset_target=reset_target,
+      init_optimizer=optimizer.init,
+      optimizer_prefixes=touched if reset_optimizer else (),
+      restart_optimizer=reset_optimizer and every_parameter)
 
 
 # --------------------------------------------------------------------------- acting

@@ -1,8 +1,8 @@
 """The resumable state every agent of this suite shares, for the runner's checkpoints.
 
-Both agent families keep online and target parameters, an optax state, agent and gradient step
-counters, the jitted step counter ``_grad_step``, a PRNG key, a log of resets and a replay
-buffer. ``agent_state`` returns them as a tree of plain values and numpy arrays (pytrees
+Both agent families keep their learner (``agents.learner_state.LearnerState``: online and
+target parameters, optax state, gradient-step counter, PRNG key), an agent-step counter, a log
+of resets and a replay buffer. ``agent_state`` returns them as a tree of plain values and numpy arrays (pytrees
 flattened to ``{leaf path: array}``), which ``atari100k.checkpoint_file`` writes without pickle;
 ``restore_agent_state`` puts them back into a freshly built agent, using its own pytrees as
 templates, and raises ``CheckpointMismatch`` naming the first difference when the saved state
@@ -57,16 +57,21 @@ def unflatten_like(template, flat: dict, what: str):
 
 
 def agent_state(agent, replay: dict) -> dict:
-  """The shared part of ``agent.checkpoint_state()``; ``replay`` is the buffer's own state."""
-  # pylint: disable=protected-access
+  """The shared part of ``agent.checkpoint_state()``; ``replay`` is the buffer's own state.
+
+  The gradient-step counter is written twice ('gradient_steps', 'grad_step'), as files
+  written before the learner state was one pytree hold it.
+  """
+  learner = agent.learner
+  grad_step = np.asarray(jax.device_get(learner.grad_step))
   return {
-      'online_params': flatten_tree(agent.online_params),
-      'target_params': flatten_tree(agent.target_network_params),
-      'optimizer_state': flatten_tree(agent.optimizer_state),
+      'online_params': flatten_tree(learner.online),
+      'target_params': flatten_tree(learner.target),
+      'optimizer_state': flatten_tree(learner.opt_state),
       'training_steps': int(agent.training_steps),
-      'gradient_steps': int(agent.gradient_steps),
-      'grad_step': np.asarray(jax.device_get(agent._grad_step)),
-      'rng': np.asarray(jax.device_get(agent._rng)),
+      'gradient_steps': int(grad_step),
+      'grad_step': grad_step,
+      'rng': np.asarray(jax.device_get(learner.rng)),
       'reset_log': [[int(step), str(kind)] for step, kind in agent.reset_log],
       'replay': replay,
   }
@@ -78,19 +83,19 @@ def restore_agent_state(agent, state: dict) -> None:
   Raises:
     CheckpointMismatch: the state does not fit this agent.
   """
-  # pylint: disable=protected-access
-  online = unflatten_like(agent.online_params, state['online_params'], 'online parameters')
-  target = unflatten_like(agent.target_network_params, state['target_params'],
-                          'target parameters')
-  optimizer_state = unflatten_like(agent.optimizer_state, state['optimizer_state'],
+  learner = agent.learner
+  online = unflatten_like(learner.online, state['online_params'], 'online parameters')
+  target = unflatten_like(learner.target, state['target_params'], 'target parameters')
+  optimizer_state = unflatten_like(learner.opt_state, state['optimizer_state'],
                                    'optimizer state')
   rng = np.asarray(state['rng'])
-  if rng.shape != np.shape(agent._rng):
-    raise CheckpointMismatch(f'rng: saved shape {rng.shape}, this agent {np.shape(agent._rng)}')
-  agent.online_params, agent.target_network_params = online, target
-  agent.optimizer_state = optimizer_state
+  if rng.shape != np.shape(learner.rng):
+    raise CheckpointMismatch(
+        f'rng: saved shape {rng.shape}, this agent {np.shape(learner.rng)}')
+  # 'gradient_steps' is the count: files of Dopamine's stock DrQ update written before the
+  # learner state was one pytree kept 'grad_step' at 0 there.
+  agent.learner = learner.replace(
+      online=online, target=target, opt_state=optimizer_state,
+      grad_step=jnp.asarray(int(state['gradient_steps']), jnp.int32), rng=jnp.asarray(rng))
   agent.training_steps = int(state['training_steps'])
-  agent.gradient_steps = int(state['gradient_steps'])
-  agent._grad_step = jnp.asarray(state['grad_step'], jnp.int32)
-  agent._rng = jnp.asarray(rng)
   agent.reset_log = [(int(step), str(kind)) for step, kind in state['reset_log']]

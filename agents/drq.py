@@ -45,6 +45,8 @@ from agents import divergence
 from agents import plasticity
 from agents import replay_state
 from agents import settings
+from agents.learner_state import DopamineLearnerAttributes
+from agents.learner_state import LearnerState
 from agents.replay import EpisodeTransitionAccumulator
 
 
@@ -53,26 +55,26 @@ from agents.replay import EpisodeTransitionAccumulator
     static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
                      'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
                      'ht_reset_optimizer'))
-def train_with_plasticity(network_def, online_params, target_params, optimizer,
-                          optimizer_state, states, actions, next_states, rewards, terminals,
-                          loss_weights, support, cumulative_gamma, double_dqn, distributional,
-                          mse_loss, rng, grad_step, tau, *, use_ema, ht_reset_period,
-                          ht_reset_optimizer):
+def train_with_plasticity(network_def, optimizer, state: LearnerState, states, actions,
+                          next_states, rewards, terminals, loss_weights, support,
+                          cumulative_gamma, double_dqn, distributional, mse_loss, tau, *,
+                          use_ema, ht_reset_period, ht_reset_optimizer):
   """Dopamine's Rainbow/DQN gradient step followed by the Tortoise update and H&T reset.
 
-  Returns (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step).
-  ``grad_step`` counts gradient steps done, including this one.
+  Returns (state, loss, mean_loss); ``state.grad_step`` counts gradient steps done,
+  including this one.
   """
-  optimizer_state, online_params, loss, mean_loss, rng = full_rainbow_agent.train(
-      network_def, online_params, target_params, optimizer, optimizer_state, states,
+  opt_state, online, loss, mean_loss, rng = full_rainbow_agent.train(
+      network_def, state.online, state.target, optimizer, state.opt_state, states,
       actions, next_states, rewards, terminals, loss_weights, support, cumulative_gamma,
-      double_dqn, distributional, mse_loss, rng)
-  grad_step = grad_step + 1
-  online_params, target_params, optimizer_state, _ = plasticity.tortoise_step(
-      online_params, target_params, optimizer_state, grad_step,
+      double_dqn, distributional, mse_loss, state.rng)
+  grad_step = state.grad_step + 1
+  online, target, opt_state, _ = plasticity.tortoise_step(
+      online, state.target, opt_state, grad_step,
       tau=tau if use_ema else None, reset_period=ht_reset_period,
       init_optimizer=optimizer.init if ht_reset_optimizer else None)
-  return optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step
+  return (LearnerState(online=online, target=target, opt_state=opt_state,
+                       grad_step=grad_step, rng=rng), loss, mean_loss)
 
 
 @functools.partial(
@@ -80,17 +82,17 @@ def train_with_plasticity(network_def, online_params, target_params, optimizer,
     static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
                      'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
                      'ht_reset_optimizer', 'data_augmentation'),
-    donate_argnames=('online_params', 'target_params', 'optimizer_state'))
-def augment_and_train(network_def, online_params, target_params, optimizer, optimizer_state,
-                      raw_states, actions, raw_next_states, rewards, terminals, loss_weights,
-                      support, cumulative_gamma, double_dqn, distributional, mse_loss, rng,
-                      grad_step, tau, loss_watch, pixel_scale, *, data_augmentation, use_ema,
-                      ht_reset_period, ht_reset_optimizer):
+    donate_argnames=('state',))
+def augment_and_train(network_def, optimizer, state: LearnerState, raw_states, actions,
+                      raw_next_states, rewards, terminals, loss_weights, support,
+                      cumulative_gamma, double_dqn, distributional, mse_loss, tau, loss_watch,
+                      pixel_scale, *, data_augmentation, use_ema, ht_reset_period,
+                      ht_reset_optimizer):
   """The whole training step after sampling, in one jitted call: Dopamine's input scaling and
   augmentation (``preprocess_inputs_with_augmentation``'s steps, with the RNG split as
   Dopamine's ``_training_step_update`` splits it), ``train_with_plasticity`` and the loss watch.
 
-  The online, target and optimizer buffers are donated: XLA writes the new values in place
+  The learner state is donated: XLA writes the new parameters and optimizer state in place
   (about 4% of a CPU step saved), and the caller's old arrays are deleted. Online and target
   must therefore be distinct arrays (Dopamine's init makes them one: ``DrQAgent`` copies).
 
@@ -98,10 +100,9 @@ def augment_and_train(network_def, online_params, target_params, optimizer, opti
   into a multiplication by its reciprocal (1 ulp off numpy's x / 255 on some pixels); by a
   traced value it divides, and the step equals Dopamine's host-side preprocessing bit for bit.
 
-  Returns (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step,
-  loss_watch).
+  Returns (state, loss, mean_loss, loss_watch).
   """
-  rng, rng1, rng2 = jax.random.split(rng, num=3)
+  rng, rng1, rng2 = jax.random.split(state.rng, num=3)
 
   def preprocess(x, key):
     out = x.astype(jnp.float32) / pixel_scale
@@ -109,39 +110,30 @@ def augment_and_train(network_def, online_params, target_params, optimizer, opti
       out = atari_100k_rainbow_agent.drq_image_augmentation(key, out)
     return out
   states, next_states = preprocess(raw_states, rng1), preprocess(raw_next_states, rng2)
-  (optimizer_state, online_params, target_params, loss, mean_loss, rng,
-   grad_step) = train_with_plasticity(
-       network_def, online_params, target_params, optimizer, optimizer_state, states, actions,
-       next_states, rewards, terminals, loss_weights, support, cumulative_gamma, double_dqn,
-       distributional, mse_loss, rng, grad_step, tau, use_ema=use_ema,
-       ht_reset_period=ht_reset_period, ht_reset_optimizer=ht_reset_optimizer)
-  loss_watch = divergence.observe_loss(loss_watch, mean_loss, grad_step)
-  return (optimizer_state, online_params, target_params, loss, mean_loss, rng, grad_step,
-          loss_watch)
+  state, loss, mean_loss = train_with_plasticity(
+      network_def, optimizer, state.replace(rng=rng), states, actions, next_states, rewards,
+      terminals, loss_weights, support, cumulative_gamma, double_dqn, distributional,
+      mse_loss, tau, use_ema=use_ema, ht_reset_period=ht_reset_period,
+      ht_reset_optimizer=ht_reset_optimizer)
+  loss_watch = divergence.observe_loss(loss_watch, mean_loss, state.grad_step)
+  return state, loss, mean_loss, loss_watch
 
 
 @functools.partial(
     jax.jit,
     static_argnames=('network_def', 'optimizer', 'sp_prefixes', 'reinit_prefixes'))
-def reset_online_and_target(network_def, optimizer, online_params, target_params,
-                            optimizer_state, rng, example_state, support, shrink, perturb, *,
-                            sp_prefixes, reinit_prefixes):
+def reset_online_and_target(network_def, optimizer, state: LearnerState, example_state,
+                            support, shrink, perturb, *, sp_prefixes, reinit_prefixes):
   """S&P and/or re-initialisation of online and target from one fresh init (jitted).
 
   The Adam moments of re-initialised parameters are reset; S&P keeps them (as BBF does).
   """
-  rng, init_rng = jax.random.split(rng)
+  rng, init_rng = jax.random.split(state.rng)
   fresh = network_def.init(init_rng, x=example_state, support=support)
-  reset = functools.partial(plasticity.reset_network, fresh=fresh, shrink=shrink,
-                            perturb=perturb, sp_prefixes=sp_prefixes,
-                            reinit_prefixes=reinit_prefixes)
-  online_params = reset(online_params)
-  target_params = reset(target_params)
-  if reinit_prefixes != ():
-    mask = plasticity.select_mask(online_params, reinit_prefixes)
-    optimizer_state = plasticity.reset_optimizer_state(
-        optimizer_state, optimizer.init(online_params), mask)
-  return online_params, target_params, optimizer_state, rng
+  return plasticity.reset_learner(
+      state.replace(rng=rng), fresh, fresh, shrink=shrink, perturb=perturb,
+      sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes, init_optimizer=optimizer.init,
+      optimizer_prefixes=reinit_prefixes)
 
 
 def _as_prefixes(prefixes):
@@ -166,7 +158,7 @@ def as_uint8_frame(observation):
 
 
 @gin.configurable
-class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
+class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRainbowAgent):
   """DrQ(eps) with gin toggles for Hare & Tortoise, S&P and head resets."""
 
   SETTING_RULES = {
@@ -232,11 +224,9 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     self._resets_stop_at = int(resets_stop_at)
     self._act_with_target = bool(act_with_target)
     self._fix_replay_pipeline = bool(fix_replay_pipeline)
-    self.gradient_steps = 0
     self.reset_log = []  # (agent step, kind) of every S&P / head reset done
     super().__init__(num_actions=num_actions, seed=seed, summary_writer=summary_writer)
     self.summary_writing_frequency = int(summary_writing_frequency)
-    self._grad_step = jnp.zeros((), jnp.int32)
     self._loss_watch = divergence.LossWatch.create()
     self._pixel_scale = jnp.float32(255.0)  # traced divisor: see augment_and_train
     # The replay's frames, indexed across checkpoints: a save reads only the new elements.
@@ -293,7 +283,7 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
     """One gradient step; the stock function when H&T and EMA are off."""
     if self.uses_stock_update:
       super()._training_step_update()
-      self.gradient_steps += 1
+      self.learner = self.learner.replace(grad_step=self.learner.grad_step + 1)
       return
     self._sample_from_replay_buffer()
     batch = self.replay_elements
@@ -303,19 +293,15 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
       loss_weights /= jnp.max(loss_weights)
     else:
       loss_weights = onp.ones(len(batch['action']), onp.float32)
-    (self.optimizer_state, self.online_params, self.target_network_params, loss, mean_loss,
-     self._rng, self._grad_step, self._loss_watch) = augment_and_train(
-         self.network_def, self.online_params, self.target_network_params, self.optimizer,
-         self.optimizer_state, batch['state'], batch['action'], batch['next_state'],
-         batch['reward'], batch['terminal'], loss_weights, self._support,
-         self.cumulative_gamma, self._double_dqn, self._distributional, self._mse_loss,
-         self._rng, self._grad_step,
-         jnp.float32(self._target_update_tau if self._target_update_tau else 1.0),
-         self._loss_watch, self._pixel_scale, data_augmentation=self._data_augmentation,
-         use_ema=self._target_update_tau is not None,
-         ht_reset_period=self._ht_reset_period,
-         ht_reset_optimizer=self._ht_reset_optimizer)
-    self.gradient_steps += 1
+    self.learner, loss, mean_loss, self._loss_watch = augment_and_train(
+        self.network_def, self.optimizer, self.learner, batch['state'], batch['action'],
+        batch['next_state'], batch['reward'], batch['terminal'], loss_weights, self._support,
+        self.cumulative_gamma, self._double_dqn, self._distributional, self._mse_loss,
+        jnp.float32(self._target_update_tau if self._target_update_tau else 1.0),
+        self._loss_watch, self._pixel_scale, data_augmentation=self._data_augmentation,
+        use_ema=self._target_update_tau is not None,
+        ht_reset_period=self._ht_reset_period,
+        ht_reset_optimizer=self._ht_reset_optimizer)
     if self._replay_scheme == 'prioritized':
       self._replay.update(self.replay_elements['indices'], priorities=jnp.sqrt(loss + 1e-10))
     self._maybe_write_loss(mean_loss)
@@ -343,12 +329,10 @@ class DrQAgent(atari_100k_rainbow_agent.Atari100kRainbowAgent):
                            kind='head_reset')
 
   def _periodic_reset(self, sp_prefixes, reinit_prefixes, kind):
-    (self.online_params, self.target_network_params, self.optimizer_state,
-     self._rng) = reset_online_and_target(
-         self.network_def, self.optimizer, self.online_params, self.target_network_params,
-         self.optimizer_state, self._rng, self.preprocess_fn(self.state[:1]),
-         self._support, jnp.float32(self._sp_shrink), jnp.float32(self._sp_perturb),
-         sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes)
+    self.learner = reset_online_and_target(
+        self.network_def, self.optimizer, self.learner, self.preprocess_fn(self.state[:1]),
+        self._support, jnp.float32(self._sp_shrink), jnp.float32(self._sp_perturb),
+        sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes)
     self.reset_log.append((int(self.training_steps), kind))
 
   # ------------------------------------------------------------------ acting

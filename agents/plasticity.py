@@ -10,8 +10,9 @@ and the re-initialisation baselines it compares against:
                              (Ash & Adams 2020; BBF's variant interpolates with a fresh init)
 * Head reset / re-init       p <- p_fresh on selected sub-trees (Nikishin et al. 2022)
 
-``tortoise_step`` (EMA, then the H&T reset on its period) and ``reset_network`` (S&P and
-re-initialisation of one network) are the compositions DrQ, BBF and the warm-start trainer call.
+``tortoise_step`` (EMA, then the H&T reset on its period), ``reset_network`` (S&P and
+re-initialisation of one network) and ``reset_learner`` (that reset on online, target and
+optimizer state) are the compositions DrQ, BBF and the warm-start trainer call.
 
 Every function is pure, works on arbitrary parameter pytrees (flax ``FrozenDict`` or plain
 dicts) and is safe to call inside ``jax.jit``. Floats (tau, shrink, perturb) may be traced
@@ -22,10 +23,13 @@ is static (computed from the tree structure at trace time), so it costs nothing 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from agents.learner_state import LearnerState
 
 PyTree = Any
 
@@ -235,10 +239,6 @@ def count_selected(mask: PyTree, tree: PyTree) -> int:
                                         jax.tree_util.tree_leaves(tree)) if m))
 
 
-__all__: Iterable[str] = (
-    'leaf_paths', 'select_mask', 'ema_update', 'hare_tortoise_reset', 'shrink_perturb',
-    'reinitialize', 'reset_optimizer_state', 'schedule_off', 'periodic', 'tortoise_step',
-    'apply_if', 'trees_equal', 'count_selected', 'reset_network')
 
 
 def reset_network(params: PyTree, fresh: PyTree, *, shrink, perturb,
@@ -262,3 +262,48 @@ def reset_network(params: PyTree, fresh: PyTree, *, shrink, perturb,
   if reinit_mask is not None:
     params = reinitialize(params, fresh, reinit_mask)
   return params
+
+
+def reset_learner(state: LearnerState, fresh_online: PyTree, fresh_target: PyTree, *,
+                  shrink, perturb, sp_prefixes: Sequence[str] | None = (),
+                  reinit_prefixes: Sequence[str] | None = (), reset_target: bool = True,
+                  init_optimizer: Callable[[PyTree], PyTree] | None = None,
+                  optimizer_prefixes: Sequence[str] | None = (),
+                  restart_optimizer: bool = False) -> LearnerState:
+  """A periodic reset of a learner (DrQ's S&P and head reset, BBF's reset): ``reset_network``
+  on the online network and, if ``reset_target``, on the target, then a fresh optimizer state
+  for the parameters in ``optimizer_prefixes``.
+
+  Args:
+    state: LearnerState, the learner before the reset (its ``rng`` is not used: the caller
+      draws the fresh initialisations).
+    fresh_online, fresh_target: pytrees, fresh initialisations for each network (DrQ passes
+      one for both, BBF one each, as their public codes do).
+    shrink, perturb: floats (may be traced), the S&P factors on current and fresh weights.
+    sp_prefixes, reinit_prefixes: static path prefixes (see ``reset_network``).
+    reset_target: bool, reset the target network too.
+    init_optimizer: ``online -> fresh optimizer state``; needed when the optimizer resets.
+    optimizer_prefixes: the parameters whose optimizer statistics (Adam's moments) restart,
+      the step count kept: ``()`` none, path prefixes, or ``None`` every parameter.
+    restart_optimizer: bool, a whole fresh optimizer state instead (step count included).
+
+  Returns:
+    The LearnerState after the reset (``grad_step`` and ``rng`` unchanged).
+  """
+  reset = functools.partial(reset_network, shrink=shrink, perturb=perturb,
+                            sp_prefixes=sp_prefixes, reinit_prefixes=reinit_prefixes)
+  online = reset(state.online, fresh_online)
+  target = reset(state.target, fresh_target) if reset_target else state.target
+  opt_state = state.opt_state
+  if restart_optimizer:
+    opt_state = init_optimizer(online)
+  elif optimizer_prefixes is None or tuple(optimizer_prefixes) != ():
+    opt_state = reset_optimizer_state(opt_state, init_optimizer(online),
+                                      select_mask(online, optimizer_prefixes))
+  return state.replace(online=online, target=target, opt_state=opt_state)
+
+
+__all__: Iterable[str] = (
+    'leaf_paths', 'select_mask', 'ema_update', 'hare_tortoise_reset', 'shrink_perturb',
+    'reinitialize', 'reset_optimizer_state', 'schedule_off', 'periodic', 'tortoise_step',
+    'apply_if', 'trees_equal', 'count_selected', 'reset_network', 'reset_learner')

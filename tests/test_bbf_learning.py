@@ -13,6 +13,7 @@ import pytest
 from agents import bbf_learning as bl
 from agents import bbf_networks as bn
 from agents import plasticity
+from agents.learner_state import LearnerState
 
 SUPPORT = jnp.linspace(-10.0, 10.0, 51)
 TINY = dict(num_actions=4, width_scale=1, hidden_dim=32, stage_widths=(4, 8, 8), num_blocks=1)
@@ -41,15 +42,26 @@ def train(network, params, spr_weight, calls, ht_reset_period=0, groups=2):
   optimizer = bl.make_optimizer(frozen_prefixes=frozen)
   config = bl.LearnerConfig(network=network, optimizer=optimizer, spr_weight=spr_weight,
                             ht_reset_period=ht_reset_period, frozen_prefixes=frozen)
-  online, target = params, jax.tree_util.tree_map(jnp.copy, params)
-  state, step = optimizer.init(params), jnp.zeros((), jnp.int32)
+  learner = LearnerState(online=params, target=jax.tree_util.tree_map(jnp.copy, params),
+                         opt_state=optimizer.init(params), grad_step=jnp.zeros((), jnp.int32))
   history = []
   for call in range(calls):
-    online, target, state, _, step, metrics = bl.train_groups(
-        config, online, target, state, random_batches(groups, seed=call),
-        jax.random.PRNGKey(call), step, SUPPORT, jnp.float32(0.005))
-    history.append((int(step), plasticity.trees_equal(online, target), metrics))
-  return online, target, state, optimizer, history
+    learner, metrics = bl.train_groups(
+        config, learner.replace(rng=jax.random.PRNGKey(call)),
+        random_batches(groups, seed=call), SUPPORT, jnp.float32(0.005))
+    history.append((int(learner.grad_step),
+                    plasticity.trees_equal(learner.online, learner.target), metrics))
+  return learner.online, learner.target, learner.opt_state, optimizer, history
+
+
+def reset_networks(network, optimizer, online, target, opt_state, rng, shrink, perturb,
+                   **kwargs):
+  """``bl.reset_networks`` on loose parts; returns (online, target, opt_state, rng)."""
+  out = bl.reset_networks(
+      network, optimizer, LearnerState(online=online, target=target, opt_state=opt_state,
+                                       grad_step=jnp.zeros((), jnp.int32), rng=rng),
+      shrink, perturb, **kwargs)
+  return out.online, out.target, out.opt_state, out.rng
 
 
 @pytest.fixture(scope='module')
@@ -191,7 +203,7 @@ def test_spr_weight_zero_zeroes_the_loss_and_leaves_spr_parts_untouched(tiny_par
   for part in ('encoder', 'projection', 'head'):
     assert not plasticity.trees_equal(online['params'][part], tiny_params['params'][part])
   # ... and a periodic reset leaves them alone too.
-  online, target, state, _ = bl.reset_networks(
+  online, target, state, _ = reset_networks(
       tiny_network(), optimizer, online, target, state, jax.random.PRNGKey(9), 0.5, 0.5,
       sp_prefixes=('params/encoder',), reinit_prefixes=('params/projection', 'params/head'),
       frozen_prefixes=bl.SPR_ONLY_PREFIXES)
@@ -221,7 +233,7 @@ def test_reset_shrinks_perturbs_reinitialises_and_keeps_exactly(tiny_params):
   network = tiny_network()
   online, target, state, optimizer, _ = train(network, tiny_params, 5.0, calls=1)
   rng = jax.random.PRNGKey(42)
-  new_online, new_target, new_state, _ = bl.reset_networks(
+  new_online, new_target, new_state, _ = reset_networks(
       network, optimizer, online, target, state, rng, 0.5, 0.5,
       sp_prefixes=('params/encoder', 'params/transition_model'),
       reinit_prefixes=('params/projection', 'params/predictor', 'params/head'))
@@ -245,7 +257,7 @@ def test_reset_shrinks_perturbs_reinitialises_and_keeps_exactly(tiny_params):
 def test_partial_reset_keeps_the_other_parts_and_their_optimizer_state(tiny_params):
   network = tiny_network()
   online, target, state, optimizer, _ = train(network, tiny_params, 5.0, calls=1)
-  new_online, _, new_state, _ = bl.reset_networks(
+  new_online, _, new_state, _ = reset_networks(
       network, optimizer, online, target, state, jax.random.PRNGKey(3), 0.5, 0.5,
       sp_prefixes=(), reinit_prefixes=('params/head',))
   for part in ('encoder', 'transition_model', 'projection', 'predictor'):

@@ -142,7 +142,7 @@ def test_hare_tortoise_resets_every_n_gradient_steps():
     equal_after.append(params_equal(agent.online_params, agent.target_network_params))
   steps = np.arange(1, 3 * period + 2)
   np.testing.assert_array_equal(equal_after, steps % period == 0)
-  assert int(agent._grad_step) == 3 * period + 1  # pylint: disable=protected-access
+  assert int(agent.learner.grad_step) == 3 * period + 1
 
 
 def test_hare_tortoise_optimizer_reset_flag():
@@ -274,7 +274,7 @@ def test_checkpoint_file_round_trip_continues_identically(tmp_path, bindings):
   assert params_equal(agent.online_params, twin.online_params)
   assert params_equal(agent.optimizer_state, twin.optimizer_state)
   assert (twin.training_steps, twin.gradient_steps) == (45, agent.gradient_steps)
-  assert int(twin._grad_step) == int(agent._grad_step)
+  assert int(twin.learner.grad_step) == int(agent.learner.grad_step)
   # The same replay, parameters, optimizer and RNG: the same next updates.
   agent._replay._transition_accumulator.clear()
   for a in (agent, twin):
@@ -292,22 +292,25 @@ def test_fused_augmentation_equals_dopamines_host_side_preprocessing():
   feed(agent, 25)
   agent._sample_from_replay_buffer()
   batch = agent.replay_elements
-  common = (agent.network_def, agent.online_params, agent.target_network_params,
-            agent.optimizer, agent.optimizer_state)
   statics = dict(use_ema=True, ht_reset_period=3, ht_reset_optimizer=False)
   weights = np.ones(len(batch['action']), np.float32)
   rng, rng1, rng2 = jax.random.split(agent._rng, num=3)  # as Dopamine's update does
-  host = drq.train_with_plasticity(
-      *common, agent.train_preprocess_fn(batch['state'], rng=rng1), batch['action'],
+  host_state, host_loss, host_mean_loss = drq.train_with_plasticity(
+      agent.network_def, agent.optimizer, agent.learner.replace(rng=rng),
+      agent.train_preprocess_fn(batch['state'], rng=rng1), batch['action'],
       agent.train_preprocess_fn(batch['next_state'], rng=rng2), batch['reward'],
       batch['terminal'], weights, agent._support, agent.cumulative_gamma, agent._double_dqn,
-      agent._distributional, agent._mse_loss, rng, agent._grad_step, jnp.float32(0.005),
-      **statics)
-  fused = drq.augment_and_train(
-      *common, batch['state'], batch['action'], batch['next_state'], batch['reward'],
-      batch['terminal'], weights, agent._support, agent.cumulative_gamma, agent._double_dqn,
-      agent._distributional, agent._mse_loss, agent._rng, agent._grad_step, jnp.float32(0.005),
-      divergence.LossWatch.create(), jnp.float32(255.0), data_augmentation=True, **statics)
+      agent._distributional, agent._mse_loss, jnp.float32(0.005), **statics)
+  host = (host_state.opt_state, host_state.online, host_state.target, host_loss,
+          host_mean_loss, host_state.rng, host_state.grad_step)
+  fused_state, fused_loss, fused_mean_loss, _ = drq.augment_and_train(
+      agent.network_def, agent.optimizer, agent.learner, batch['state'], batch['action'],
+      batch['next_state'], batch['reward'], batch['terminal'], weights, agent._support,
+      agent.cumulative_gamma, agent._double_dqn, agent._distributional, agent._mse_loss,
+      jnp.float32(0.005), divergence.LossWatch.create(), jnp.float32(255.0),
+      data_augmentation=True, **statics)
+  fused = (fused_state.opt_state, fused_state.online, fused_state.target, fused_loss,
+           fused_mean_loss, fused_state.rng, fused_state.grad_step)
   for name, a, b in zip(['optimizer state', 'online', 'target', 'loss', 'mean loss', 'rng',
                          'step'], host, fused):
     assert params_equal(a, b), name
