@@ -1,4 +1,5 @@
-"""The shared pieces in ``common/``: atomic writes, "did you mean", process plumbing."""
+"""The shared pieces in ``common/``: atomic writes, "did you mean", process plumbing, the seed
+syntax."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from common import processes
+from common import processes, seeds
 from common.files import temporary_path, write_atomically
 from common.suggest import did_you_mean
 
@@ -50,6 +51,28 @@ def test_did_you_mean():
   assert did_you_mean('Zaxxon', choices) == ''
   assert did_you_mean(42, choices) == ''
 
+
+
+@pytest.mark.parametrize('spec, expected', [
+    ('5', [0, 1, 2, 3, 4]), (' 2 ', [0, 1]), (3, [0, 1, 2]), ('3-6', [3, 4, 5, 6]),
+    ('4-4', [4]), ('0,2,7', [0, 2, 7]), ('7,2', [7, 2]), ('7,', [7]), ('1, 3', [1, 3])])
+def test_seed_specs(spec, expected):
+  assert seeds.parse_seeds(spec) == expected
+
+
+@pytest.mark.parametrize('spec', ['x', '0', '', '-1', '-1,2', '1,1', '4-2', '2-x', '1.5', ','])
+def test_bad_seed_specs_name_the_three_forms(spec):
+  with pytest.raises(ValueError) as error:
+    seeds.parse_seeds(spec)
+  assert str(error.value) == (
+      f'--seeds {spec!r} is not a seed count or list: give a count N (seeds 0..N-1, e.g. 5), a '
+      'range A-B (e.g. 5-9) or a comma list (e.g. 0,3,7; one seed alone: 7,), with distinct '
+      'non-negative seeds.')
+
+
+def test_a_count_is_told_from_a_range_or_a_list():
+  assert seeds.is_count('5') and seeds.is_count(' 12 ') and seeds.is_count(3)
+  assert not seeds.is_count('3-6') and not seeds.is_count('0,2,7') and not seeds.is_count('7,')
 
 def test_xla_thread_flags_put_the_users_flags_last():
   assert processes.xla_thread_flags(1) == (

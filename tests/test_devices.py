@@ -8,7 +8,8 @@ import jax
 import pytest
 import tensorflow as tf
 
-from atari100k import bench, configs, devices, files, run, sweep
+from atari100k import bench, configs, devices, files, run
+from atari100k.sweep import grid as sweep_grid
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_every_entry_point_hides_the_gpu_from_tensorflow(tmp_path, hidden, entry
     assert run.main(['--agent', 'drq', '--game', 'Pong', '--base_dir', str(tmp_path),
                      '--gin_bindings', 'DrQAgent.sp_period = -1']) == 2
   elif entry_point == 'sweep':
-    sweep.check_bindings(['drq', 'bbf'], [], 100, 1)
+    sweep_grid.check_bindings(['drq', 'bbf'], [], 100, 1)
   elif entry_point == 'bench':
     bench.build('drq_ht', seed=0, bindings=['JaxDQNAgent.min_replay_history = 10'])
   else:
@@ -47,8 +48,8 @@ def test_every_entry_point_hides_the_gpu_from_tensorflow(tmp_path, hidden, entry
 
 
 def test_sweep_refuses_bad_values_before_starting():
-  with pytest.raises(sweep.SweepError, match='DrQAgent.sp_shrink = 2'):
-    sweep.check_bindings(['drq_sp'], ['DrQAgent.sp_shrink = 2'], 100, 1)
+  with pytest.raises(sweep_grid.SweepError, match='DrQAgent.sp_shrink = 2'):
+    sweep_grid.check_bindings(['drq_sp'], ['DrQAgent.sp_shrink = 2'], 100, 1)
 
 
 def test_describe_names_the_jax_backend_and_device():

@@ -1,4 +1,4 @@
-"""The sweep (atari100k/sweep.py): grid expansion, name checks, locks, the live summary, and real
+"""The sweep (atari100k/sweep/): grid expansion, name checks, locks, the live summary, and real
 sweeps of tiny runs on a local Ray instance.
 
 Cheap tests come first. The real part (last) runs the 2 agents x 2 games x 2 seeds grid of
@@ -25,7 +25,11 @@ import uuid
 
 import pytest
 
-from atari100k import configs, environment, run, sweep
+from atari100k import configs, environment, run
+from atari100k.files import FAILED_FILE
+from atari100k.sweep import cli, execution, locks
+from atari100k.sweep import grid as sweep_grid
+from atari100k.sweep import summary as sweep_summary
 
 TINY = ['JaxDQNAgent.min_replay_history = 100',
         'Runner.max_steps_per_episode = 50',
@@ -39,22 +43,22 @@ NAMES = {f'{a}/{g}/seed_{s}' for a in ('drq', 'drq_ht') for g in ('Pong', 'Boxin
 
 
 def call(argv):
-  """Runs sweep.main(argv); returns (exit code, what it printed on stdout)."""
+  """Runs cli.main(argv); returns (exit code, what it printed on stdout)."""
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
-    code = sweep.main([str(a) for a in argv])
+    code = cli.main([str(a) for a in argv])
   return code, out.getvalue()
 
 
 # ---------------------------------------------------------------------------------- the grid
 def test_parse_seeds():
-  assert sweep.parse_seeds('3') == [0, 1, 2]
-  assert sweep.parse_seeds('5-7') == [5, 6, 7]
-  assert sweep.parse_seeds('0,3,7') == [0, 3, 7]
-  assert sweep.parse_seeds('7,') == [7]
+  assert sweep_grid.parse_seeds('3') == [0, 1, 2]
+  assert sweep_grid.parse_seeds('5-7') == [5, 6, 7]
+  assert sweep_grid.parse_seeds('0,3,7') == [0, 3, 7]
+  assert sweep_grid.parse_seeds('7,') == [7]
   for bad in ('x', '0', '-1,2', '1,1', '4-2', ''):
-    with pytest.raises(sweep.SweepError, match='not a seed count or list'):
-      sweep.parse_seeds(bad)
+    with pytest.raises(sweep_grid.SweepError, match='not a seed count or list'):
+      sweep_grid.parse_seeds(bad)
 
 
 def test_list_prints_one_runner_command_per_run(tmp_path, capsys):
@@ -67,7 +71,7 @@ def test_list_prints_one_runner_command_per_run(tmp_path, capsys):
   seen = []
   for line in lines:
     words = shlex.split(line)
-    assert words[:6] == ['cd', sweep.REPO_ROOT, '&&', sys.executable, '-m', 'atari100k.run']
+    assert words[:6] == ['cd', sweep_grid.REPO_ROOT, '&&', sys.executable, '-m', 'atari100k.run']
     args = run.build_parser().parse_args(words[6:])  # the runner's own command line accepts it
     assert args.base_dir == str(tmp_path) and args.steps == STEPS and args.eval_episodes == 1
     assert args.gin_bindings == TINY and args.no_progress
@@ -95,7 +99,7 @@ def test_all_games_and_all_agents(tmp_path):
      "The gin binding 'DrQAgent.ht_reset_perod = 10' cannot be applied"),
 ])
 def test_bad_input_is_exit_code_2_before_anything_starts(tmp_path, capsys, argv, message):
-  assert sweep.main(argv + ['--runs', str(tmp_path)]) == 2
+  assert cli.main(argv + ['--runs', str(tmp_path)]) == 2
   err = capsys.readouterr().err
   assert message in err and 'Traceback' not in err
   if message.startswith('Unknown agent'):
@@ -106,12 +110,12 @@ def test_bad_input_is_exit_code_2_before_anything_starts(tmp_path, capsys, argv,
 
 
 def test_thread_env_pins_xla_and_blas_threads():
-  one = sweep.thread_env(1, 0, base={'XLA_FLAGS': '--xla_dump_to=/tmp/x'})
+  one = execution.thread_env(1, 0, base={'XLA_FLAGS': '--xla_dump_to=/tmp/x'})
   assert one['XLA_FLAGS'] == ('--xla_cpu_multi_thread_eigen=false '
                               'intra_op_parallelism_threads=1 --xla_dump_to=/tmp/x')
   assert one['OMP_NUM_THREADS'] == one['TF_NUM_INTRAOP_THREADS'] == '1'
   assert one['JAX_PLATFORMS'] == 'cpu'
-  four = sweep.thread_env(4, 0.5, base={})
+  four = execution.thread_env(4, 0.5, base={})
   assert four['XLA_FLAGS'] == 'intra_op_parallelism_threads=4'
   assert four['OPENBLAS_NUM_THREADS'] == '4'
   assert 'JAX_PLATFORMS' not in four and four['XLA_PYTHON_CLIENT_PREALLOCATE'] == 'false'
@@ -119,12 +123,12 @@ def test_thread_env_pins_xla_and_blas_threads():
 
 # ---------------------------------------------------------------------------------- locks
 def tiny_run(tmp_path, seed=0):
-  return sweep.Run('drq', 'Pong', seed, str(tmp_path), tuple(TINY), STEPS, 1)
+  return sweep_grid.Run('drq', 'Pong', seed, str(tmp_path), tuple(TINY), STEPS, 1)
 
 
 def write_lock(folder, **holder):
   os.makedirs(folder, exist_ok=True)
-  with open(os.path.join(folder, sweep.LOCK_FILE), 'w') as f:
+  with open(os.path.join(folder, locks.LOCK_FILE), 'w') as f:
     json.dump(dict({'token': uuid.uuid4().hex}, **holder), f)
 
 
@@ -137,25 +141,25 @@ def dead_pid():
 def test_run_held_by_a_live_process_is_left_alone(tmp_path):
   r = tiny_run(tmp_path)
   write_lock(r.folder, host=socket.gethostname(), pid=os.getpid(), since='now')
-  before = open(os.path.join(r.folder, sweep.LOCK_FILE)).read()
-  result = sweep.run_attempt(r, 1, 1)  # the body of the Ray task
+  before = open(os.path.join(r.folder, locks.LOCK_FILE)).read()
+  result = execution.run_attempt(r, 1, 1)  # the body of the Ray task
   assert result['status'] == 'locked' and result['holder']['pid'] == os.getpid()
-  assert not os.path.exists(os.path.join(r.folder, sweep.LOG_FILE))  # no subprocess started
-  assert open(os.path.join(r.folder, sweep.LOCK_FILE)).read() == before
+  assert not os.path.exists(os.path.join(r.folder, execution.LOG_FILE))  # no subprocess started
+  assert open(os.path.join(r.folder, locks.LOCK_FILE)).read() == before
 
 
 def test_finished_run_is_skipped_without_a_lock(tmp_path):
   r = tiny_run(tmp_path)
   os.makedirs(r.folder)
   open(os.path.join(r.folder, 'result.json'), 'w').write('{}')
-  assert sweep.run_attempt(r, 1, 1)['status'] == 'skipped'
+  assert execution.run_attempt(r, 1, 1)['status'] == 'skipped'
   assert sorted(os.listdir(r.folder)) == ['result.json']
 
 
 def test_a_diverged_run_is_reported_failed_and_not_started(tmp_path):
   r = tiny_run(tmp_path)
   os.makedirs(r.folder)
-  with open(os.path.join(r.folder, sweep.FAILED_FILE), 'w') as f:
+  with open(os.path.join(r.folder, FAILED_FILE), 'w') as f:
     json.dump({'status': 'diverged', 'why': 'non-finite loss at gradient step 2'}, f)
   code, out = call(['--agents', 'drq', '--games', 'Pong', '--seeds', '1', '--runs', tmp_path,
                     '--steps', STEPS, '--gin', ';'.join(TINY), '--eval_episodes', 1])
@@ -163,17 +167,17 @@ def test_a_diverged_run_is_reported_failed_and_not_started(tmp_path):
   assert '0 finished, 1 diverged before (not retried), 0 to run' in out
   assert 'FAILED drq/Pong/seed_0: diverged (non-finite loss at gradient step 2)' in out
   assert 'Ray instance' not in out
-  assert sorted(os.listdir(r.folder)) == [sweep.FAILED_FILE]
+  assert sorted(os.listdir(r.folder)) == [FAILED_FILE]
 
 
 @pytest.mark.parametrize('code, retried', [(1, True), (7, True), (2, False), (3, False),
                                            (4, False), (6, False)])
 def test_deterministic_exit_codes_are_not_retried(code, retried):
-  r = sweep.Run('drq', 'Pong', 0, '/nonexistent', (), STEPS, 1)
-  queue, summary = [], sweep.Summary(1, 0, out=io.StringIO())
+  r = sweep_grid.Run('drq', 'Pong', 0, '/nonexistent', (), STEPS, 1)
+  queue, summary = [], sweep_summary.Summary(1, 0, out=io.StringIO())
   result = {'run': r.name, 'attempt': 1, 'status': 'failed', 'returncode': code,
             'log': 'sweep.log', 'log_tail': ''}
-  sweep._account(result, r, 1, 3, queue, summary)  # pylint: disable=protected-access
+  execution._account(result, r, 1, 3, queue, summary)  # pylint: disable=protected-access
   assert (queue == [(r, 2)]) == retried and summary.failed == (0 if retried else 1)
 
 
@@ -182,33 +186,33 @@ def test_stale_locks_are_broken_and_live_ones_kept(tmp_path):
   host = socket.gethostname()
   # Dead process on this host: stale at once.
   write_lock(folder, host=host, pid=dead_pid(), child_pid=dead_pid())
-  mine, holder = sweep.acquire_lock(folder, stale_s=3600)
+  mine, holder = locks.acquire_lock(folder, stale_s=3600)
   assert holder is None and mine['pid'] == os.getpid()
-  assert json.load(open(os.path.join(folder, sweep.LOCK_FILE)))['token'] == mine['token']
+  assert json.load(open(os.path.join(folder, locks.LOCK_FILE)))['token'] == mine['token']
   # Now held by us (alive): a second attempt is refused.
-  again, holder = sweep.acquire_lock(folder, stale_s=3600)
+  again, holder = locks.acquire_lock(folder, stale_s=3600)
   assert again is None and holder['token'] == mine['token']
-  sweep.release_lock(folder, mine)
-  assert not os.path.exists(os.path.join(folder, sweep.LOCK_FILE))
+  locks.release_lock(folder, mine)
+  assert not os.path.exists(os.path.join(folder, locks.LOCK_FILE))
   # Another host's lock: kept while its heartbeat is recent, broken once older than stale_s.
   write_lock(folder, host='another-node', pid=1)
-  assert sweep.acquire_lock(folder, stale_s=3600)[0] is None
+  assert locks.acquire_lock(folder, stale_s=3600)[0] is None
   old = time.time() - 2 * 3600
-  os.utime(os.path.join(folder, sweep.LOCK_FILE), (old, old))
-  mine, holder = sweep.acquire_lock(folder, stale_s=3600)
+  os.utime(os.path.join(folder, locks.LOCK_FILE), (old, old))
+  mine, holder = locks.acquire_lock(folder, stale_s=3600)
   assert mine is not None and holder is None
   # Releasing never removes a lock that is not ours.
-  os.remove(os.path.join(folder, sweep.LOCK_FILE))
+  os.remove(os.path.join(folder, locks.LOCK_FILE))
   write_lock(folder, host='another-node', pid=1)
-  sweep.release_lock(folder, mine)
-  assert os.path.exists(os.path.join(folder, sweep.LOCK_FILE))
+  locks.release_lock(folder, mine)
+  assert os.path.exists(os.path.join(folder, locks.LOCK_FILE))
   assert [f for f in os.listdir(folder) if 'stale' in f or 'tmp' in f] == []
 
 
 # ---------------------------------------------------------------------------------- summary
 def test_summary_line_and_eta():
   out = io.StringIO()
-  summary = sweep.Summary(total=10, finished_before=2, out=out)
+  summary = sweep_summary.Summary(total=10, finished_before=2, out=out)
   summary.running, summary.queued, summary.slots = 2, 4, 2
   assert summary.line().endswith('ETA ?')  # nothing finished yet
   summary.done, summary.durations = 2, [60.0, 120.0]
@@ -236,13 +240,13 @@ def test_analyze_only(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- real sweeps
-def kill_after_first_checkpoint(r: sweep.Run, timeout_s=300):
+def kill_after_first_checkpoint(r: sweep_grid.Run, timeout_s=300):
   """Starts the run's own command, SIGKILLs it once its first checkpoint is written."""
   checkpoint = os.path.join(r.folder, 'checkpoints', 'checkpoint.npz')
   os.makedirs(r.folder, exist_ok=True)
   with open(os.path.join(r.folder, 'killed.log'), 'wb') as log:
-    proc = subprocess.Popen(r.argv(sys.executable), cwd=sweep.REPO_ROOT,
-                            env=sweep.thread_env(1, 0), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(r.argv(sys.executable), cwd=sweep_grid.REPO_ROOT,
+                            env=execution.thread_env(1, 0), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + timeout_s
     while not os.path.exists(checkpoint) and proc.poll() is None and time.time() < deadline:
       time.sleep(0.05)
@@ -257,7 +261,7 @@ def snapshot(base):
   times = {}
   for folder, _, files in os.walk(base):
     for name in files:
-      if name in ('result.json', sweep.LOG_FILE):
+      if name in ('result.json', execution.LOG_FILE):
         times[os.path.join(folder, name)] = os.stat(os.path.join(folder, name)).st_mtime_ns
   return times
 
@@ -267,7 +271,7 @@ def sweeps(tmp_path_factory):
   base = tmp_path_factory.mktemp('sweep_runs')
   argv = GRID + ['--runs', base, '--steps', STEPS, '--eval_episodes', 1, '--gin', ';'.join(TINY),
                  '--cpus', 2, '--retries', 1, '--refresh', 1, '--analyze-args', CHEAP_ANALYSIS]
-  grid = {r.name: r for r in sweep.build_grid(['drq', 'drq_ht'], ['Pong', 'Boxing'], [0, 1],
+  grid = {r.name: r for r in sweep_grid.build_grid(['drq', 'drq_ht'], ['Pong', 'Boxing'], [0, 1],
                                               str(base), TINY, STEPS, 1)}
   kill_after_first_checkpoint(grid['drq/Pong/seed_0'])
   # A fault that may pass (an unwritable progress.csv: exit 7) is retried; an unreadable
@@ -284,10 +288,10 @@ def sweeps(tmp_path_factory):
     mp.setenv('RAY_AUTH_TOKEN', uuid.uuid4().hex)  # Ray's token auth without ~/.ray/auth_token
     mp.delenv('RAY_ADDRESS', raising=False)
     first = call(argv)
-    after_first = {n for n, r in grid.items() if sweep.is_finished(r)}
-    broken_log_after_first = open(os.path.join(broken.folder, sweep.LOG_FILE)).read()
+    after_first = {n for n, r in grid.items() if sweep_grid.is_finished(r)}
+    broken_log_after_first = open(os.path.join(broken.folder, execution.LOG_FILE)).read()
     bad_checkpoint_log_after_first = open(os.path.join(bad_checkpoint.folder,
-                                                       sweep.LOG_FILE)).read()
+                                                       execution.LOG_FILE)).read()
     os.rmdir(unwritable)
     os.remove(corrupt)
     second = call(argv)
@@ -309,7 +313,7 @@ def test_real_sweep_ends_with_one_result_per_run(sweeps):
     assert f'{result["agent"]}/{result["game"]}/seed_{result["seed"]}' == name
     assert result['env_steps'] == STEPS and result['eval_episodes'] == 1
     assert result['gin_bindings'] == TINY
-    assert not os.path.exists(os.path.join(r.folder, sweep.LOCK_FILE))  # every lock released
+    assert not os.path.exists(os.path.join(r.folder, locks.LOCK_FILE))  # every lock released
   first_out = sweeps['first'][1]
   assert '0 finished, 0 diverged before (not retried), 8 to run' in first_out and 'on a local Ray instance (2 CPUs)' in first_out
   assert '| running 2 |' in first_out and '| queued ' in first_out and 'ETA 0:' in first_out
@@ -321,7 +325,7 @@ def test_killed_run_resumes_from_its_checkpoint(sweeps):
   r = sweeps['grid']['drq/Pong/seed_0']
   assert 'done drq/Pong/seed_0 in' in sweeps['first'][1]
   assert '(resumed from step 100)' in sweeps['first'][1]
-  log = open(os.path.join(r.folder, sweep.LOG_FILE)).read()
+  log = open(os.path.join(r.folder, execution.LOG_FILE)).read()
   assert f'Resuming {r.folder} from step 100.' in log
   rows = [line.split(',')[0] for line in open(os.path.join(r.folder, 'progress.csv'))]
   assert rows == ['env_steps', '50', '100', '150']  # continued, not restarted
@@ -343,7 +347,8 @@ def test_failed_run_is_retried_then_reported_and_the_others_finish(sweeps):
   assert sweeps['bad_checkpoint_log_after_first'].count('==== sweep attempt ') == 1
   assert '--restart' in sweeps['bad_checkpoint_log_after_first']
   broken = sweeps['grid']['drq_ht/Boxing/seed_1']
-  assert open(os.path.join(broken.folder, sweep.LOG_FILE)).read().count('==== sweep attempt') == 3
+  assert (open(os.path.join(broken.folder, execution.LOG_FILE)).read()
+          .count('==== sweep attempt') == 3)
 
 
 def test_second_invocation_over_a_finished_grid_starts_nothing(sweeps):

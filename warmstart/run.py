@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from common import processes
+from common import seeds as seeds_lib
 from common.files import write_atomically
 from warmstart import data as data_lib
 from warmstart import methods as methods_lib
@@ -68,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='momentum m of every method that keeps an EMA network (H&T, EMA, '
                       'fresh_ema, self_distill); default: the default setting\'s (see below), '
                       'the paper\'s 0.999 suits its ~20k updates a phase.')
-  parser.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1.')
-  parser.add_argument('--first-seed', type=int, default=0)
+  parser.add_argument('--seeds', default='3',
+                      help=f'{seeds_lib.HELP}, as the sweep\'s --seeds (default 3: seeds 0..2).')
+  parser.add_argument('--first-seed', type=int, default=None, metavar='K',
+                      help='with a count N in --seeds: seeds K..K+N-1 (default 0).')
   parser.add_argument('--subset', type=float, nargs='+', default=[0.1],
                       help='warm-start subset ratio(s); several make the Fig. 2 grid.')
   parser.add_argument('--noise', type=float, nargs='+', default=[0.5],
@@ -121,6 +124,27 @@ def apply_model_defaults(args) -> None:
       setattr(args, name, model_default(args.model, name))
 
 
+def seeds_from_args(args) -> list[int]:
+  """The seeds of ``--seeds`` (``common.seeds``), a count shifted by ``--first-seed``.
+
+  Raises:
+    ValueError: a bad seed spec, or ``--first-seed`` with a range or a list (they name their
+      seeds themselves, so a shift would make the seeds run differ from the seeds written).
+  """
+  seeds = seeds_lib.parse_seeds(args.seeds)
+  if args.first_seed is None:
+    return seeds
+  if not seeds_lib.is_count(args.seeds):
+    raise ValueError(
+        f'--first-seed applies to a seed count only, and --seeds {args.seeds!r} names its seeds: '
+        f'drop --first-seed (seeds {args.seeds} as written), or give a count with it '
+        f'(--seeds {len(seeds)} --first-seed {args.first_seed}: seeds {args.first_seed}..'
+        f'{args.first_seed + len(seeds) - 1}).')
+  if args.first_seed < 0:
+    raise ValueError(f'--first-seed must be 0 or more, not {args.first_seed}.')
+  return [args.first_seed + seed for seed in seeds]
+
+
 def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
   """Every (config, method spec) pair the arguments ask for, seeds innermost-last."""
   steps = args.steps_per_call
@@ -135,9 +159,10 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
+  seeds = seeds_from_args(args)
   jobs = []
   for subset, noise in cells:
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in seeds:
       for spec in args.methods:
         jobs.append((dataclasses.replace(base, subset=subset, noise=noise, seed=seed), spec))
   return jobs
@@ -285,6 +310,7 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   apply_model_defaults(args)
   try:
+    jobs = configs_from_args(args)
     parsed = {spec: methods_lib.parse_method(spec) for spec in args.methods}
     parsed = {spec: dataclasses.replace(m, ema=args.ema)
               if m.uses_ema and not re.search(r'(^|,)\s*ema=', spec.partition(':')[2]) else m
@@ -293,7 +319,6 @@ def main(argv=None) -> int:
   except (ValueError, FileNotFoundError) as error:
     print(f'error: {error}', file=sys.stderr)
     return 2
-  jobs = configs_from_args(args)
   out = args.out or os.path.join('results', 'warmstart',
                                  f'{args.protocol}_{args.dataset}_{args.model}')
   os.makedirs(os.path.join(out, 'runs'), exist_ok=True)
