@@ -120,8 +120,9 @@ class Trainer:
     """Between phases: the method's re-initialisations, a fresh optimizer, warm-up restarts."""
     params = state.params
     if not is_first:
-      if self.method.shrink > 0:
-        params = methods_lib.shrink_toward_init(params, state.initial_params, self.method.shrink)
+      if self.method.uses_shrink_perturb:
+        params = methods_lib.shrink_toward_init(params, state.initial_params,
+                                                self.method.sp_shrink, self.method.sp_perturb)
       if self.method.head_reset:
         params = methods_lib.reset_head(params, state.initial_params)
     return state.replace(params=params, opt_state=self.transform.init(params),
