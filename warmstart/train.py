@@ -28,6 +28,7 @@ import optax
 from agents import plasticity
 from warmstart import methods as methods_lib
 from warmstart import metrics as metrics_lib
+from warmstart import models as models_lib
 
 PyTree = Any
 
@@ -100,8 +101,7 @@ class Trainer:
   # ------------------------------------------------------------------ initialisation
 
   def init_variables(self, rng) -> dict:
-    dummy = jnp.zeros((1,) + self.input_shape, jnp.float32)
-    variables = self.model.init({'params': rng, 'dropout': rng}, dummy, train=False)
+    variables = models_lib.init_variables(self.model, rng, self.input_shape)
     return {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
 
   def init_state(self, rng) -> TrainState:
