@@ -47,12 +47,6 @@ def check_game(game, source: str) -> str:
       f'games, spelled exactly: {", ".join(games())}.')
 
 
-def normalize(score, game: str):
-  """Human-normalized score(s) of raw ``score`` (a float or an array) on ``game``."""
-  random_score, human_score = load_table()[game]
-  return (np.asarray(score, dtype=np.float64) - random_score) / (human_score - random_score)
-
-
 def normalize_columns(matrix: np.ndarray, game_names) -> np.ndarray:
   """Normalizes a runs x games matrix of raw scores, column ``j`` being ``game_names[j]``."""
   matrix = np.asarray(matrix, dtype=np.float64)

@@ -1,13 +1,14 @@
-"""Shared pytest fixtures: quiet TensorFlow, repo on sys.path, gin cleared around every test."""
+"""Shared pytest fixtures: quiet TensorFlow, gin cleared around every test.
+
+The repository root is importable through ``pythonpath = .`` in ``pytest.ini``.
+"""
 
 import os
-import sys
 import warnings
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 warnings.filterwarnings('ignore', category=DeprecationWarning)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gin  # noqa: E402
 import pytest  # noqa: E402

@@ -12,6 +12,7 @@ from rliable import library as rly
 from rliable import metrics as rly_metrics
 
 from analysis import aggregate, loading, metrics, normalization
+from tests import helpers
 
 RLIABLE_AGGREGATES = (rly_metrics.aggregate_iqm, rly_metrics.aggregate_median,
                       rly_metrics.aggregate_mean, rly_metrics.aggregate_optimality_gap)
@@ -68,10 +69,10 @@ def run_main(argv, capsys):
 
 # ------------------------------------------------------------------ normalization
 def test_normalization_of_known_values():
-  assert normalization.normalize(-20.7, 'Pong') == 0.0
-  assert normalization.normalize(14.6, 'Pong') == 1.0
-  assert normalization.normalize(227.8, 'Alien') == 0.0
-  assert normalization.normalize(7127.7, 'Alien') == 1.0
+  assert helpers.normalize(-20.7, 'Pong') == 0.0
+  assert helpers.normalize(14.6, 'Pong') == 1.0
+  assert helpers.normalize(227.8, 'Alien') == 0.0
+  assert helpers.normalize(7127.7, 'Alien') == 1.0
   np.testing.assert_array_equal(
       normalization.normalize_columns([[-20.7, 227.8], [14.6, 7127.7]], ['Pong', 'Alien']),
       [[0.0, 0.0], [1.0, 1.0]])
@@ -180,8 +181,7 @@ def test_table_over_synthetic_runs(tmp_path, capsys):
   assert alpha.scores.shape == (3, 3) and beta.scores.shape == (2, 3)
   # beta keeps its two lowest seeds on every game
   raw_beta_boxing = [s for seed, s in agents[1].scores['Boxing'] if seed < 2]
-  np.testing.assert_array_equal(beta.scores[:, 0], normalization.normalize(raw_beta_boxing,
-                                                                           'Boxing'))
+  np.testing.assert_array_equal(beta.scores[:, 0], helpers.normalize(raw_beta_boxing, 'Boxing'))
   lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(('alpha',
                                                                                  'beta'))}
   for matrix in matrices:

@@ -65,15 +65,17 @@ def run_killed(base, patch: str, extra=()):
   SIGKILL); returns the child's return code and output."""
   code = textwrap.dedent('''
       import os, signal, sys
-      sys.path.insert(0, {repo!r})
       def die():
         os.kill(os.getpid(), signal.SIGKILL)
       {patch}
       from atari100k import run
       sys.exit(run.main({argv!r}))
-  ''').format(repo=REPO, patch=textwrap.indent(textwrap.dedent(patch), '').strip(),
+  ''').format(patch=textwrap.indent(textwrap.dedent(patch), '').strip(),
               argv=argv(base, extra=extra))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  # The child finds the repository through its working directory (``-c`` puts it on sys.path)
+  # and, where PYTHONSAFEPATH leaves the working directory out, through PYTHONPATH.
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
+             PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
   proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=600, check=False)
   return proc.returncode, proc.stdout + proc.stderr

@@ -34,12 +34,10 @@ import dataclasses
 import itertools
 import os
 import pickle
-import sys
 import types
 from typing import Any, NamedTuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gin  # noqa: E402
 import numpy as np  # noqa: E402

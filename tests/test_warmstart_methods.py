@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from agents import plasticity
 from warmstart import methods
 
 
@@ -14,12 +15,46 @@ def tree(a, b, c):
                                'bias': jnp.asarray(c, jnp.float32)}}}
 
 
-def test_shrink_toward_init_keeps_one_minus_shrink_of_the_trained_weights():
+def test_shrink_toward_init_keeps_sp_shrink_of_the_trained_weights():
   params, init = tree([[2.0, 4.0]], [[1.0]], [10.0]), tree([[0.0, 1.0]], [[-1.0]], [0.0])
-  out = methods.shrink_toward_init(params, init, 0.8)
+  out = methods.shrink_toward_init(params, init, 0.2, 0.8)
   np.testing.assert_allclose(out['backbone']['Dense_0']['kernel'], [[0.4, 1.6]], rtol=1e-6)
   np.testing.assert_allclose(out['head']['Dense_0']['kernel'], [[-0.6]], rtol=1e-6)
   np.testing.assert_allclose(out['head']['Dense_0']['bias'], [2.0], rtol=1e-6)
+
+
+def test_shrink_perturb_preset_is_two_tenths_current_plus_eight_tenths_initial():
+  # The factors mean what agents/plasticity.shrink_perturb's mean: sp_shrink on the current
+  # weights, sp_perturb on the (here: initial) perturbation.
+  for spec in ('shrink_perturb', 'sp_l2_aug'):
+    config = methods.parse_method(spec)
+    assert (config.sp_shrink, config.sp_perturb) == (0.2, 0.8)
+    assert config.uses_shrink_perturb
+  config = methods.parse_method('shrink_perturb')
+  params, init = tree([[2.0, 4.0]], [[1.0]], [10.0]), tree([[0.0, 1.0]], [[-1.0]], [0.0])
+  out = methods.shrink_toward_init(params, init, config.sp_shrink, config.sp_perturb)
+  expected = jax.tree_util.tree_map(lambda p, p0: 0.2 * p + 0.8 * p0, params, init)
+  for got, want in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_array_equal(got, want)
+  # Bit-identical to the earlier spelling shrink=0.8, i.e. factors (1 - 0.8, 0.8): the same
+  # float32 weights, so the study trains exactly as before the rename.
+  before = plasticity.shrink_perturb(params, init, 1.0 - 0.8, 0.8)
+  assert plasticity.trees_equal(out, before)
+  assert not methods.parse_method('warm').uses_shrink_perturb
+
+
+@pytest.mark.parametrize('spec, conversion', [
+    ('warm:shrink=0.8', 'shrink=0.8 is sp_shrink=0.2,sp_perturb=0.8'),
+    ('warm:l2=0.1,shrink=0.3', 'shrink=0.3 is sp_shrink=0.7,sp_perturb=0.3'),
+    ('warm:shrink=much', 'shrink=a is sp_shrink=1-a,sp_perturb=a'),
+])
+def test_the_old_shrink_key_is_refused_with_its_conversion(spec, conversion):
+  with pytest.raises(ValueError) as error:
+    methods.parse_method(spec)
+  message = str(error.value)
+  for words in (conversion, 'sp_shrink theta + sp_perturb theta_0', 'factor on the current',
+                'sp_shrink=0.2,sp_perturb=0.8'):
+    assert words in message
 
 
 def test_reset_head_restores_the_head_and_keeps_the_backbone():
@@ -87,7 +122,7 @@ def test_parse_method_merges_presets_and_overrides():
   assert (config.ema, config.ht_reset_epochs, config.augment, config.warm_start) == (
       0.99, 2.0, True, True)
   assert methods.parse_method('fresh_ema') == methods.MethodConfig(warm_start=False, ema=0.999)
-  assert methods.parse_method('shrink_perturb').shrink == 0.8
+  assert methods.parse_method('shrink_perturb').sp_perturb == 0.8
   assert methods.parse_method('ema:ht_reset_optimizer=true').ht_reset_optimizer is True
 
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests import helpers
 from warmstart import models
 
 BATCH = 3
@@ -54,7 +55,7 @@ def abstract_params(name, shape, num_classes=10, **kwargs):
 
 
 def full_count(name, shape, **kwargs):
-  return models.param_count(abstract_params(name, shape, **kwargs))
+  return helpers.param_count(abstract_params(name, shape, **kwargs))
 
 
 def dense(n_in, n_out):
@@ -164,7 +165,7 @@ def test_mlp_crelu_halves_hidden_units_and_keeps_feature_width():
   assert backbone['Dense_1']['kernel'].shape == (100, 50)
   assert variables['params']['head']['Dense_0']['kernel'].shape == (100, 10)
   expected = dense(784, 50) + norm(50) + dense(100, 50) + norm(50) + dense(100, 10)
-  assert models.param_count(variables['params']) == expected
+  assert helpers.param_count(variables['params']) == expected
   features = model.apply(variables, images((28, 28, 1)), train=False, method=model.embed)
   assert features.shape == (BATCH, 100)
   # CReLU output: for each unit exactly one of relu(x), relu(-x) can be non-zero.
@@ -272,9 +273,9 @@ def test_init_variables_and_param_count():
   model = models.make_model('mlp', 3, width=0.02)  # 2 hidden units
   variables = models.init_variables(model, jax.random.key(0), (2, 2, 1))  # default key kind
   assert set(variables) == {'params', 'batch_stats'}
-  assert models.param_count(variables['params']) == (dense(4, 2) + norm(2) + dense(2, 2)
-                                                     + norm(2) + dense(2, 3))
-  assert models.param_count({'a': np.zeros((2, 3)), 'b': [np.zeros(4)]}) == 10
+  assert helpers.param_count(variables['params']) == (dense(4, 2) + norm(2) + dense(2, 2)
+                                                      + norm(2) + dense(2, 3))
+  assert helpers.param_count({'a': np.zeros((2, 3)), 'b': [np.zeros(4)]}) == 10
   again = models.init_variables(model, jax.random.key(0), (2, 2, 1))
   for a, b in zip(jax.tree_util.tree_leaves(variables), jax.tree_util.tree_leaves(again)):
     np.testing.assert_array_equal(a, b)

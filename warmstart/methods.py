@@ -11,8 +11,9 @@ config. The operations themselves are pure functions on parameter pytrees, safe 
                   theta_0)^2``, Kumar et al. 2023), self-distillation (``distill * KL(teacher ||
                   student)`` with the EMA network as teacher);
 * augmentation    pad-4 random crop + horizontal flip (per example, inside the jitted step);
-* between phases  Shrink & Perturb toward the stored initial weights (``theta <- (1 - a) theta +
-                  a theta_0``, paper: a = 0.8) and head reset (head <- its initial weights);
+* between phases  Shrink & Perturb toward the stored initial weights (``theta <- sp_shrink theta +
+                  sp_perturb theta_0``, paper: 0.2 and 0.8; the factors mean what the agents'
+                  ``sp_shrink``/``sp_perturb`` mean) and head reset (head <- its initial weights);
 * every step      EMA / Tortoise update ``tortoise <- m tortoise + (1 - m) hare``;
 * periodically    Hare & Tortoise reset ``hare <- tortoise`` and ReDo (dormant feature units
                   re-initialised, their outgoing head weights zeroed).
@@ -49,8 +50,11 @@ class MethodConfig:
     redo_every_epochs: float, ReDo period in epochs of the current phase (paper: 5).
     crelu_head: bool, CReLU in the model's head (see warmstart/models.py).
     head_reset: bool, head <- initial head weights before every phase after the first.
-    shrink: float, Shrink & Perturb toward init before every phase after the first:
-      ``theta <- (1 - shrink) theta + shrink theta_0`` (paper: 0.8; 0 off).
+    sp_shrink: float, Shrink & Perturb before every phase after the first,
+      ``theta <- sp_shrink theta + sp_perturb theta_0``: the factor on the current (trained)
+      weights (paper: 0.2; 1 with sp_perturb 0 is off). Same meaning as DrQ's ``sp_shrink``
+      and BBF's ``shrink_factor`` in agents/, whose perturbation is a fresh init instead.
+    sp_perturb: float, the factor on the stored initial weights theta_0 (paper: 0.8; 0 off).
     ema: float, momentum m of an EMA network that predicts (0: no EMA network).
     distill: float, self-distillation strength toward the EMA network (needs ema > 0).
     distill_temperature: float, softmax temperature of the distillation targets.
@@ -68,7 +72,8 @@ class MethodConfig:
   redo_every_epochs: float = 5.0
   crelu_head: bool = False
   head_reset: bool = False
-  shrink: float = 0.0
+  sp_shrink: float = 1.0
+  sp_perturb: float = 0.0
   ema: float = 0.0
   distill: float = 0.0
   distill_temperature: float = 1.0
@@ -78,8 +83,10 @@ class MethodConfig:
   def __post_init__(self):
     if not 0.0 <= self.ema < 1.0:
       raise ValueError(f'ema (the momentum m) must lie in [0, 1), got {self.ema}.')
-    if not 0.0 <= self.shrink <= 1.0:
-      raise ValueError(f'shrink must lie in [0, 1], got {self.shrink}; 0.8 is the paper\'s.')
+    for name in ('sp_shrink', 'sp_perturb'):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f'{name} must lie in [0, 1], got {getattr(self, name)}; the paper\'s '
+                         'Shrink & Perturb is sp_shrink=0.2, sp_perturb=0.8.')
     if self.distill > 0 and self.ema == 0:
       raise ValueError('distill > 0 needs a teacher: set ema > 0 (e.g. ema=0.999).')
     if self.ht_reset_epochs > 0 and self.ema == 0:
@@ -93,6 +100,11 @@ class MethodConfig:
   @property
   def uses_ema(self) -> bool:
     return self.ema > 0.0
+
+  @property
+  def uses_shrink_perturb(self) -> bool:
+    """False for the identity (sp_shrink 1, sp_perturb 0), which the phase start skips."""
+    return (self.sp_shrink, self.sp_perturb) != (1.0, 0.0)
 
 
 # Momentum and reset interval of H&T (official supervised code: m = 0.999, Hare reset every 10
@@ -111,8 +123,9 @@ PRESETS: dict[str, dict] = {
     'redo': {'redo_tau': 0.1},
     'crelu': {'crelu_head': True},
     'head_reset': {'head_reset': True},
-    'shrink_perturb': {'shrink': 0.8},
-    'sp_l2_aug': {'shrink': 0.8, 'l2': 1e-4, 'augment': True},
+    # Paper: theta <- 0.2 theta + 0.8 theta_0 (keeps 20% of the trained weights).
+    'shrink_perturb': {'sp_shrink': 0.2, 'sp_perturb': 0.8},
+    'sp_l2_aug': {'sp_shrink': 0.2, 'sp_perturb': 0.8, 'l2': 1e-4, 'augment': True},
     'ema': {'ema': HT_MOMENTUM},
     'self_distill': {'ema': HT_MOMENTUM, 'distill': 1.0},
     'hare_tortoise': {'ema': HT_MOMENTUM, 'ht_reset_epochs': 1.0},
@@ -123,7 +136,9 @@ def parse_method(spec: str) -> MethodConfig:
   """``"hare_tortoise+aug:ema=0.99,ht_reset_epochs=2"`` -> MethodConfig.
 
   Preset names joined by ``+`` are merged left to right; ``key=value`` pairs after ``:``
-  override single fields (any :class:`MethodConfig` field).
+  override single fields (any :class:`MethodConfig` field). The key ``shrink`` of earlier
+  versions (``theta <- (1 - shrink) theta + shrink theta_0``) is refused with its conversion to
+  ``sp_shrink``/``sp_perturb`` rather than read with either meaning.
   """
   names, _, overrides = spec.partition(':')
   settings: dict[str, Any] = {}
@@ -137,11 +152,26 @@ def parse_method(spec: str) -> MethodConfig:
   fields = {f.name: f for f in dataclasses.fields(MethodConfig)}
   for pair in filter(None, (p.strip() for p in overrides.split(','))):
     key, eq, value = pair.partition('=')
+    if key == 'shrink':
+      raise ValueError(_old_shrink_message(value, spec))
     if not eq or key not in fields:
       raise ValueError(f'Bad method setting {pair!r} in {spec!r}: use key=value with key one of '
                        f'{", ".join(fields)}.')
     settings[key] = _parse_value(value, fields[key].type, pair)
   return MethodConfig(**settings)
+
+
+def _old_shrink_message(value: str, spec: str) -> str:
+  try:
+    old = float(value)
+    conversion = f'shrink={value} is sp_shrink={1.0 - old:g},sp_perturb={old:g}'
+  except ValueError:
+    conversion = 'shrink=a is sp_shrink=1-a,sp_perturb=a'
+  return (f'{spec!r}: the key "shrink" is no longer read: it named the factor on the initial '
+          'weights (theta <- (1 - shrink) theta + shrink theta_0) while sp_shrink in agents/ '
+          'names the factor on the current ones. Set both factors of theta <- sp_shrink theta '
+          f'+ sp_perturb theta_0 instead: {conversion} (the paper\'s shrink=0.8 is '
+          'sp_shrink=0.2,sp_perturb=0.8, the "shrink_perturb" preset).')
 
 
 def _parse_value(text: str, type_name, pair: str):
@@ -200,12 +230,13 @@ def augment_images(images: jax.Array, rng: jax.Array, pad: int = 4) -> jax.Array
 
 # --------------------------------------------------------------------------- parameter operations
 
-def shrink_toward_init(params: PyTree, initial_params: PyTree, shrink) -> PyTree:
-  """Shrink & Perturb as the paper runs it: ``(1 - shrink) * theta + shrink * theta_0``.
+def shrink_toward_init(params: PyTree, initial_params: PyTree, sp_shrink, sp_perturb) -> PyTree:
+  """Shrink & Perturb as the paper runs it: ``sp_shrink * theta + sp_perturb * theta_0``.
 
-  The perturbation is the stored initialisation, so shrink 0.8 keeps 20% of the trained weights.
+  The perturbation is the stored initialisation rather than a fresh draw (paper: 0.2 and 0.8,
+  which keeps 20% of the trained weights).
   """
-  return plasticity.shrink_perturb(params, initial_params, 1.0 - shrink, shrink)
+  return plasticity.shrink_perturb(params, initial_params, sp_shrink, sp_perturb)
 
 
 def reset_head(params: PyTree, initial_params: PyTree) -> PyTree:

@@ -330,8 +330,3 @@ def init_variables(model: nn.Module, rng, input_shape: Sequence[int]) -> dict:
   """``model``'s variables for one (H, W, C) image: {'params': ..., ['batch_stats': ...]}."""
   x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
   return model.init({'params': rng, 'dropout': rng}, x, train=False)
-
-
-def param_count(params) -> int:
-  """Number of scalars in a pytree of arrays (or of ``jax.ShapeDtypeStruct``s)."""
-  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))

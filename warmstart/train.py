@@ -28,6 +28,7 @@ import optax
 from agents import plasticity
 from warmstart import methods as methods_lib
 from warmstart import metrics as metrics_lib
+from warmstart import models as models_lib
 
 PyTree = Any
 
@@ -100,8 +101,7 @@ class Trainer:
   # ------------------------------------------------------------------ initialisation
 
   def init_variables(self, rng) -> dict:
-    dummy = jnp.zeros((1,) + self.input_shape, jnp.float32)
-    variables = self.model.init({'params': rng, 'dropout': rng}, dummy, train=False)
+    variables = models_lib.init_variables(self.model, rng, self.input_shape)
     return {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
 
   def init_state(self, rng) -> TrainState:
@@ -120,8 +120,9 @@ class Trainer:
     """Between phases: the method's re-initialisations, a fresh optimizer, warm-up restarts."""
     params = state.params
     if not is_first:
-      if self.method.shrink > 0:
-        params = methods_lib.shrink_toward_init(params, state.initial_params, self.method.shrink)
+      if self.method.uses_shrink_perturb:
+        params = methods_lib.shrink_toward_init(params, state.initial_params,
+                                                self.method.sp_shrink, self.method.sp_perturb)
       if self.method.head_reset:
         params = methods_lib.reset_head(params, state.initial_params)
     return state.replace(params=params, opt_state=self.transform.init(params),
