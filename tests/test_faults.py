@@ -285,8 +285,8 @@ def test_a_folder_run_by_a_live_process_is_refused(tmp_path, capsys):
     pass
 
 
-def test_readme_lists_every_exit_code():
-  with open(os.path.join(REPO, 'README.md')) as f:
-    readme = f.read()
+def test_runner_docs_list_every_exit_code():
+  with open(os.path.join(REPO, 'docs', 'runner.md')) as f:
+    page = f.read()
   for code in exit_codes.MEANING:
-    assert f'\n| {code} | ' in readme, code
+    assert f'\n| {code} | ' in page, code
