@@ -2,7 +2,8 @@
 
 ``BBFAgent`` subclasses Dopamine's ``JaxDQNAgent``, as the public BBF code does, and keeps
 Dopamine's exploration settings (``JaxDQNAgent.gamma``, ``epsilon_*``, ``min_replay_history``,
-``epsilon_fn``). Its pieces:
+``epsilon_fn``). Its own settings are the fields of ``BBFSettings`` (gin: ``BBFSettings.<name>``),
+named below. Its pieces:
 
 * network       ``agents.bbf_networks.BBFNetwork`` (Impala encoder x ``width_scale``,
                 ``hidden_dim`` projection, dueling C51 head, SPR transition model and predictor);
@@ -30,8 +31,9 @@ steps; the H&T period counts gradient steps, the periodic reset agent steps.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import gin
 import jax
@@ -63,10 +65,83 @@ def _padded_size(n: int) -> int:
 
 
 @gin.configurable
-class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
-  """BBF with gin toggles for SPR, resets, S&P and Hare & Tortoise (see module docstring)."""
+@dataclasses.dataclass(frozen=True)
+class BBFSettings:
+  """BBF's settings, bound in gin as ``BBFSettings.<field> = value``. The defaults are the values
+  of the public BBF code's BBF.gin, so ``gin/bbf_base.gin`` states only what differs.
 
-  SETTING_RULES = {
+  Attributes:
+    width_scale: int, Impala encoder width multiplier (BBF: 4; 1 for a CPU try-out).
+    stage_widths: ints, channels of the three encoder stages before scaling (16, 32, 32).
+    hidden_dim: int, units of the projection / Q hidden layer (2048).
+    num_blocks: int, residual blocks per encoder stage (2).
+    num_atoms, vmax: C51 support, ``num_atoms`` atoms on [-vmax, vmax].
+    dueling, double_dqn: bool, dueling head, double-DQN action selection for targets.
+    data_augmentation: bool, DrQ pad-and-crop + intensity augmentation.
+    spr_weight: float, weight of the SPR loss (5); 0 turns SSL off, freezes the transition
+      model and predictor and leaves them out of every reset.
+    jumps: int, SPR prediction steps (5); replay sub-sequences have jumps + 1 steps.
+    batch_size: int, transitions per gradient step (32).
+    replay_ratio: int, gradient steps per environment step (2; BBF.gin's
+      ``replay_ratio = 64`` counts replayed samples: 64 / 32).
+    batches_to_group: int, gradient steps run in one jitted call (2).
+    update_horizon, max_update_horizon: n-step anneals max -> min (10 -> 3).
+    min_gamma: float, gamma anneals min_gamma -> ``JaxDQNAgent.gamma`` (0.97 -> 0.997).
+    cycle_steps: int, gradient steps of the annealing after each reset (10,000).
+    replay_scheme: 'prioritized' or 'uniform'.
+    replay_capacity: int, replay buffer size (200,000).
+    learning_rate, adam_eps, weight_decay: AdamW (1e-4, 1.5e-4, 0.1).
+    target_update_tau: float, EMA rate of the target (Tortoise) per gradient step (0.005).
+    target_action_selection: bool, act with the target network.
+    reset_every: int, agent steps between periodic resets (20,000; 0 = off).
+    no_resets_after: int, a reset happens only if the next one would come by this step.
+    shrink_factor, perturb_factor: S&P factors on the current and the fresh weights (0.5, 0.5).
+    shrink_perturb_parts: network parts shrunk and perturbed at a reset.
+    reinit_parts: network parts re-initialised at a reset.
+    reset_target: bool, reset the target network too.
+    reset_optimizer: bool, re-initialise the optimizer state of reset parameters.
+    ht_reset_period: int, gradient steps between Hare & Tortoise resets (0 = off; paper 4000).
+    ht_reset_optimizer: bool, fresh optimizer state at an H&T reset.
+    summary_writing_frequency: int, gradient steps between TensorBoard scalars.
+  """
+  width_scale: int = 4
+  stage_widths: tuple = (16, 32, 32)
+  hidden_dim: int = 2048
+  num_blocks: int = 2
+  num_atoms: int = 51
+  vmax: float = 10.0
+  dueling: bool = True
+  double_dqn: bool = True
+  data_augmentation: bool = True
+  spr_weight: float = 5.0
+  jumps: int = 5
+  batch_size: int = 32
+  replay_ratio: int = 2
+  batches_to_group: int = 2
+  update_horizon: int = 3
+  max_update_horizon: int = 10
+  min_gamma: float = 0.97
+  cycle_steps: int = 10_000
+  replay_scheme: str = 'prioritized'
+  replay_capacity: int = 200_000
+  learning_rate: float = 1e-4
+  adam_eps: float = 1.5e-4
+  weight_decay: float = 0.1
+  target_update_tau: float = 0.005
+  target_action_selection: bool = True
+  reset_every: int = 20_000
+  no_resets_after: int = 100_000
+  shrink_factor: float = 0.5
+  perturb_factor: float = 0.5
+  shrink_perturb_parts: tuple = ('encoder', 'transition_model')
+  reinit_parts: tuple = ('projection', 'predictor', 'head')
+  reset_target: bool = True
+  reset_optimizer: bool = True
+  ht_reset_period: int = 0
+  ht_reset_optimizer: bool = False
+  summary_writing_frequency: int = 1000
+
+  SETTING_RULES: ClassVar[dict] = {
       'width_scale': settings.POSITIVE_INT,
       'hidden_dim': settings.POSITIVE_INT,
       'num_blocks': settings.POSITIVE_INT,
@@ -94,166 +169,87 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
       'summary_writing_frequency': settings.POSITIVE_INT,
   }
 
-  def __init__(self,
-               num_actions: int,
-               width_scale: int = 4,
-               stage_widths: Sequence[int] = (16, 32, 32),
-               hidden_dim: int = 2048,
-               num_blocks: int = 2,
-               num_atoms: int = 51,
-               vmax: float = 10.0,
-               dueling: bool = True,
-               double_dqn: bool = True,
-               data_augmentation: bool = True,
-               spr_weight: float = 5.0,
-               jumps: int = 5,
-               batch_size: int = 32,
-               replay_ratio: int = 2,
-               batches_to_group: int = 2,
-               update_horizon: int = 3,
-               max_update_horizon: int = 10,
-               min_gamma: float = 0.97,
-               cycle_steps: int = 10_000,
-               replay_scheme: str = 'prioritized',
-               replay_capacity: int = 200_000,
-               learning_rate: float = 1e-4,
-               adam_eps: float = 1.5e-4,
-               weight_decay: float = 0.1,
-               target_update_tau: float = 0.005,
-               target_action_selection: bool = True,
-               reset_every: int = 20_000,
-               no_resets_after: int = 100_000,
-               shrink_factor: float = 0.5,
-               perturb_factor: float = 0.5,
-               shrink_perturb_parts: Sequence[str] = ('encoder', 'transition_model'),
-               reinit_parts: Sequence[str] = ('projection', 'predictor', 'head'),
-               reset_target: bool = True,
-               reset_optimizer: bool = True,
-               ht_reset_period: int = 0,
-               ht_reset_optimizer: bool = False,
-               summary_writing_frequency: int = 1000,
-               seed: int | None = None,
-               summary_writer=None):
-    """Args (BBF.gin's values are the defaults):
-      num_actions: int, number of actions of the game.
-      width_scale: int, Impala encoder width multiplier (BBF: 4; 1 for a CPU try-out).
-      stage_widths: ints, channels of the three encoder stages before scaling (16, 32, 32).
-      hidden_dim: int, units of the projection / Q hidden layer (2048).
-      num_blocks: int, residual blocks per encoder stage (2).
-      num_atoms, vmax: C51 support, ``num_atoms`` atoms on [-vmax, vmax].
-      dueling, double_dqn: bool, dueling head, double-DQN action selection for targets.
-      data_augmentation: bool, DrQ pad-and-crop + intensity augmentation.
-      spr_weight: float, weight of the SPR loss (5); 0 turns SSL off, freezes the transition
-        model and predictor and leaves them out of every reset.
-      jumps: int, SPR prediction steps (5); replay sub-sequences have jumps + 1 steps.
-      batch_size: int, transitions per gradient step (32).
-      replay_ratio: int, gradient steps per environment step (2; BBF.gin's
-        ``replay_ratio = 64`` counts replayed samples: 64 / 32).
-      batches_to_group: int, gradient steps run in one jitted call (2).
-      update_horizon, max_update_horizon: n-step anneals max -> min (10 -> 3).
-      min_gamma: float, gamma anneals min_gamma -> ``JaxDQNAgent.gamma`` (0.97 -> 0.997).
-      cycle_steps: int, gradient steps of the annealing after each reset (10,000).
-      replay_scheme: 'prioritized' or 'uniform'.
-      replay_capacity: int, replay buffer size (200,000).
-      learning_rate, adam_eps, weight_decay: AdamW (1e-4, 1.5e-4, 0.1).
-      target_update_tau: float, EMA rate of the target (Tortoise) per gradient step (0.005).
-      target_action_selection: bool, act with the target network.
-      reset_every: int, agent steps between periodic resets (20,000; 0 = off).
-      no_resets_after: int, a reset happens only if the next one would come by this step.
-      shrink_factor, perturb_factor: S&P factors (0.5, 0.5).
-      shrink_perturb_parts: network parts shrunk and perturbed at a reset.
-      reinit_parts: network parts re-initialised at a reset.
-      reset_target: bool, reset the target network too.
-      reset_optimizer: bool, re-initialise the optimizer state of reset parameters.
-      ht_reset_period: int, gradient steps between Hare & Tortoise resets (0 = off; paper 4000).
-      ht_reset_optimizer: bool, fresh optimizer state at an H&T reset.
-      summary_writing_frequency: int, gradient steps between TensorBoard scalars.
-      seed: int, seeds initialisation, exploration and replay sampling.
-      summary_writer: a TF summary writer or a folder for one (Dopamine's argument).
-    """
-    self.check_settings(locals())
-    self._spr_weight = float(spr_weight)
-    self._jumps = int(jumps)
-    self._batch_size = int(batch_size)
-    self._replay_ratio = int(replay_ratio)
-    self.width_scale = int(width_scale)  # read by the runner: full width on a CPU is days
-    self._batches_to_group = int(batches_to_group)
-    self._min_update_horizon = int(update_horizon)
-    self._max_update_horizon = int(max_update_horizon)
-    self._min_gamma = float(min_gamma)
-    self._cycle_steps = int(cycle_steps)
-    self._bbf_replay_scheme = replay_scheme  # Dopamine's __init__ overwrites _replay_scheme
-    self._replay_capacity = int(replay_capacity)
-    self._num_atoms = int(num_atoms)
-    self._support = jnp.linspace(-float(vmax), float(vmax), self._num_atoms)
-    self._learning_rate = float(learning_rate)
-    self._adam_eps = float(adam_eps)
-    self._weight_decay = float(weight_decay)
-    self._tau = float(target_update_tau)
-    self._target_action_selection = bool(target_action_selection)
-    self._reset_every = int(reset_every)
-    self._no_resets_after = int(no_resets_after)
-    self._shrink = float(shrink_factor)
-    self._perturb = float(perturb_factor)
-    spr_parts = set(bbf_networks.SPR_ONLY_PARTS)
-    keep = (lambda parts: parts) if self._spr_weight > 0 else (
-        lambda parts: [p for p in parts if p not in spr_parts])
-    self._frozen_prefixes = () if self._spr_weight > 0 else bbf_learning.SPR_ONLY_PREFIXES
-    self._sp_prefixes = _prefixes(keep(shrink_perturb_parts))
-    self._reinit_prefixes = _prefixes(keep(reinit_parts))
-    if set(self._sp_prefixes) & set(self._reinit_prefixes):
-      raise ValueError('shrink_perturb_parts and reinit_parts overlap: '
-                       f'{sorted(set(shrink_perturb_parts) & set(reinit_parts))}.')
-    self._reset_target = bool(reset_target)
-    self._reset_optimizer = bool(reset_optimizer)
-    self._ht_reset_period = int(ht_reset_period)
-    self._ht_reset_optimizer = bool(ht_reset_optimizer)
-    self._double_dqn = bool(double_dqn)
-    self._data_augmentation = bool(data_augmentation)
-    self.cycle_gradient_steps = 0  # gradient steps since the last periodic reset
-    self.reset_log = []            # (agent step, 'reset') of every periodic reset
-    self.last_metrics = {}
-    network = functools.partial(
-        bbf_networks.BBFNetwork, num_atoms=self._num_atoms, width_scale=int(width_scale),
-        stage_widths=tuple(int(w) for w in stage_widths),
-        hidden_dim=int(hidden_dim), num_blocks=int(num_blocks), dueling=bool(dueling))
-    super().__init__(num_actions=num_actions, network=network,
-                     update_horizon=self._max_update_horizon, seed=seed,
-                     summary_writer=summary_writer,
-                     summary_writing_frequency=summary_writing_frequency)
-    self._loss_watch = divergence.LossWatch.create()
-    self._learner_config = bbf_learning.LearnerConfig(
-        network=self.network_def, optimizer=self.optimizer, spr_weight=self._spr_weight,
-        double_dqn=self._double_dqn, data_augmentation=self._data_augmentation,
-        ht_reset_period=self._ht_reset_period, ht_reset_optimizer=self._ht_reset_optimizer,
-        frozen_prefixes=self._frozen_prefixes)
+  def __post_init__(self):
+    self.check_settings(dataclasses.asdict(self))
+    for name in ('stage_widths', 'shrink_perturb_parts', 'reinit_parts'):  # gin gives lists
+      object.__setattr__(self, name, tuple(getattr(self, name)))
 
   @classmethod
   def check_settings(cls, values: dict) -> None:
     """Raises ``settings.SettingError`` naming every setting out of its range."""
-    settings.check('BBFAgent', values, cls.SETTING_RULES)
+    settings.check('BBFSettings', values, cls.SETTING_RULES)
     ratio, group = values.get('replay_ratio', 2), values.get('batches_to_group', 2)
     if ratio % group:
       raise settings.SettingError(
-          f'BBFAgent.replay_ratio ({ratio}) must be a multiple of BBFAgent.batches_to_group '
-          f'({group}).')
+          f'BBFSettings.replay_ratio ({ratio}) must be a multiple of '
+          f'BBFSettings.batches_to_group ({group}).')
     low, high = values.get('update_horizon', 3), values.get('max_update_horizon', 10)
     if not low <= high:
       raise settings.SettingError(
-          f'Need BBFAgent.update_horizon ({low}) <= BBFAgent.max_update_horizon ({high}).')
+          f'Need BBFSettings.update_horizon ({low}) <= BBFSettings.max_update_horizon '
+          f'({high}).')
     scheme = values.get('replay_scheme', 'prioritized')
     if scheme not in ('prioritized', 'uniform'):
       raise settings.SettingError(
-          f"BBFAgent.replay_scheme must be 'prioritized' or 'uniform', got {scheme!r}.")
+          f"BBFSettings.replay_scheme must be 'prioritized' or 'uniform', got {scheme!r}.")
+
+
+@gin.configurable
+class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
+  """BBF with gin toggles for SPR, resets, S&P and Hare & Tortoise (see module docstring)."""
+
+  def __init__(self, num_actions: int, settings: BBFSettings | None = None,
+               seed: int | None = None, summary_writer=None):
+    """Args:
+      num_actions: int, number of actions of the game.
+      settings: BBFSettings; None = ``BBFSettings()`` with the gin bindings applied.
+      seed: int, seeds initialisation, exploration and replay sampling.
+      summary_writer: a TF summary writer or a folder for one (Dopamine's argument).
+    Dopamine's exploration settings stay on Dopamine's class: ``JaxDQNAgent.gamma``,
+    ``epsilon_*``, ``min_replay_history``, ``epsilon_fn``.
+    """
+    self.settings = s = settings if settings is not None else BBFSettings()
+    keep = (lambda parts: parts) if s.spr_weight > 0 else (
+        lambda parts: [p for p in parts if p not in bbf_networks.SPR_ONLY_PARTS])
+    self._frozen_prefixes = () if s.spr_weight > 0 else bbf_learning.SPR_ONLY_PREFIXES
+    self._sp_prefixes = _prefixes(keep(s.shrink_perturb_parts))
+    self._reinit_prefixes = _prefixes(keep(s.reinit_parts))
+    if set(self._sp_prefixes) & set(self._reinit_prefixes):
+      raise ValueError('shrink_perturb_parts and reinit_parts overlap: '
+                       f'{sorted(set(s.shrink_perturb_parts) & set(s.reinit_parts))}.')
+    self._support = jnp.linspace(-float(s.vmax), float(s.vmax), s.num_atoms)
+    self.cycle_gradient_steps = 0  # gradient steps since the last periodic reset
+    self.reset_log = []            # (agent step, 'reset') of every periodic reset
+    self.last_metrics = {}
+    network = functools.partial(
+        bbf_networks.BBFNetwork, num_atoms=s.num_atoms, width_scale=s.width_scale,
+        stage_widths=s.stage_widths, hidden_dim=s.hidden_dim, num_blocks=s.num_blocks,
+        dueling=s.dueling)
+    super().__init__(num_actions=num_actions, network=network,
+                     update_horizon=s.max_update_horizon, seed=seed,
+                     summary_writer=summary_writer,
+                     summary_writing_frequency=s.summary_writing_frequency)
+    self._loss_watch = divergence.LossWatch.create()
+    self._learner_config = bbf_learning.LearnerConfig(
+        network=self.network_def, optimizer=self.optimizer, spr_weight=s.spr_weight,
+        double_dqn=s.double_dqn, data_augmentation=s.data_augmentation,
+        ht_reset_period=s.ht_reset_period, ht_reset_optimizer=s.ht_reset_optimizer,
+        frozen_prefixes=self._frozen_prefixes)
+
+  @property
+  def width_scale(self) -> int:
+    """Encoder width multiplier (read by the runner: full width on a CPU takes days)."""
+    return self.settings.width_scale
 
   # ------------------------------------------------------------------ building
   def _build_networks_and_optimizer(self):
     self._rng, rng = jax.random.split(self._rng)
     self.online_params = bbf_networks.init_params(
-        self.network_def, rng, stack_size=self.stack_size, jumps=self._jumps,
+        self.network_def, rng, stack_size=self.stack_size, jumps=self.settings.jumps,
         frame_shape=self.observation_shape)
     self.optimizer = bbf_learning.make_optimizer(
-        self._learning_rate, eps=self._adam_eps, weight_decay=self._weight_decay,
+        self.settings.learning_rate, eps=self.settings.adam_eps,
+        weight_decay=self.settings.weight_decay,
         frozen_prefixes=self._frozen_prefixes)
     self.optimizer_state = self.optimizer.init(self.online_params)
     self.target_network_params = jax.tree_util.tree_map(jnp.copy, self.online_params)
@@ -261,47 +257,48 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
   def _build_replay_buffer(self):
     return SubsequenceReplayBuffer(
         observation_shape=tuple(self.observation_shape), stack_size=self.stack_size,
-        capacity=self._replay_capacity, subseq_len=self._jumps + 1,
-        max_update_horizon=self._max_update_horizon,
-        prioritized=self._bbf_replay_scheme == 'prioritized', seed=self._seed)
+        capacity=self.settings.replay_capacity, subseq_len=self.settings.jumps + 1,
+        max_update_horizon=self.settings.max_update_horizon,
+        prioritized=self.settings.replay_scheme == 'prioritized', seed=self._seed)
 
   @property
   def replay_ratio(self) -> int:
     """Gradient steps per environment step."""
-    return self._replay_ratio
+    return self.settings.replay_ratio
 
   # ------------------------------------------------------------------ schedules
   @property
   def current_update_horizon(self) -> int:
-    return bbf_learning.update_horizon_at(self.cycle_gradient_steps, self._cycle_steps,
-                                          self._max_update_horizon, self._min_update_horizon)
+    s = self.settings
+    return bbf_learning.update_horizon_at(self.cycle_gradient_steps, s.cycle_steps,
+                                          s.max_update_horizon, s.update_horizon)
 
   @property
   def current_gamma(self) -> float:
-    return bbf_learning.gamma_at(self.cycle_gradient_steps, self._cycle_steps,
-                                 self._min_gamma, self.gamma)
+    return bbf_learning.gamma_at(self.cycle_gradient_steps, self.settings.cycle_steps,
+                                 self.settings.min_gamma, self.gamma)
 
   def reset_due(self, step: int) -> bool:
     """A periodic reset at agent step ``step``: a positive multiple of ``reset_every``, and
     the next reset would still come within ``no_resets_after`` (BBF: 20k, 40k, 60k, 80k)."""
-    return (self._reset_every > 0 and step > 0 and step % self._reset_every == 0
-            and step + self._reset_every <= self._no_resets_after)
+    return (self.settings.reset_every > 0 and step > 0 and step % self.settings.reset_every == 0
+            and step + self.settings.reset_every <= self.settings.no_resets_after)
 
   # ------------------------------------------------------------------ learning
   def _train_step(self):
     if (self._replay.add_count > self.min_replay_history
         and self._replay.num_sampleable > 0):
-      for _ in range(self._replay_ratio // self._batches_to_group):
+      for _ in range(self.settings.replay_ratio // self.settings.batches_to_group):
         self._training_step_update()
     if self.reset_due(self.training_steps):
       self.periodic_reset()
     self.training_steps += 1
 
   def _sample_batches(self) -> dict:
-    groups, batch = self._batches_to_group, self._batch_size
+    groups, batch = self.settings.batches_to_group, self.settings.batch_size
     sample = self._replay.sample(groups * batch, self.current_update_horizon,
                                  self.current_gamma)
-    if self._bbf_replay_scheme == 'prioritized':
+    if self.settings.replay_scheme == 'prioritized':
       weights = 1.0 / onp.sqrt(sample['sampling_probabilities'] + 1e-10)
       weights /= weights.max()
     else:
@@ -316,14 +313,15 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
   def _training_step_update(self):
     batches, keys = self._sample_batches()
     self.learner, metrics = bbf_learning.train_groups(
-        self._learner_config, self.learner, batches, self._support, jnp.float32(self._tau))
-    self.cycle_gradient_steps += self._batches_to_group
+        self._learner_config, self.learner, batches, self._support,
+        jnp.float32(self.settings.target_update_tau))
+    self.cycle_gradient_steps += self.settings.batches_to_group
     self._loss_watch = divergence.observe_loss(self._loss_watch, metrics['loss'],
                                                self.learner.grad_step)
-    if self._bbf_replay_scheme == 'prioritized':
+    if self.settings.replay_scheme == 'prioritized':
       dqn_loss = onp.asarray(metrics['dqn_loss']).reshape(-1)
       self._replay.update_priorities(keys, onp.sqrt(dqn_loss + 1e-10))
-    if self.gradient_steps % self.summary_writing_frequency < self._batches_to_group:
+    if self.gradient_steps % self.summary_writing_frequency < self.settings.batches_to_group:
       self._write_summaries(metrics)
 
   def _write_summaries(self, metrics):
@@ -342,11 +340,11 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
   def periodic_reset(self):
     """BBF's reset (jitted): S&P and re-initialisation; n-step/gamma annealing restarts."""
     self.learner = bbf_learning.reset_networks(
-        self.network_def, self.optimizer, self.learner, jnp.float32(self._shrink),
-        jnp.float32(self._perturb), sp_prefixes=self._sp_prefixes,
+        self.network_def, self.optimizer, self.learner, jnp.float32(self.settings.shrink_factor),
+        jnp.float32(self.settings.perturb_factor), sp_prefixes=self._sp_prefixes,
         reinit_prefixes=self._reinit_prefixes, frozen_prefixes=self._frozen_prefixes,
-        reset_target=self._reset_target, reset_optimizer=self._reset_optimizer,
-        stack_size=self.stack_size, jumps=self._jumps)
+        reset_target=self.settings.reset_target, reset_optimizer=self.settings.reset_optimizer,
+        stack_size=self.stack_size, jumps=self.settings.jumps)
     self.cycle_gradient_steps = 0
     self.reset_log.append((int(self.training_steps), 'reset'))
 
@@ -372,7 +370,7 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
     """Trains if due (training mode), then returns one action per environment."""
     if not self.eval_mode:
       self._train_step()
-    params = (self.target_network_params if self._target_action_selection
+    params = (self.target_network_params if self.settings.target_action_selection
               else self.online_params)
     n = self.state.shape[0]
     states = onp.zeros((_padded_size(n), *self.state.shape[1:]), onp.uint8)

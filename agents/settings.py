@@ -64,7 +64,7 @@ def check(owner: str, values: Mapping[str, object], rules: Mapping[str, Rule],
   if problems:
     raise SettingError('Bad setting' + ('s' if len(problems) > 1 else '') + ': '
                        + '; '.join(problems) + '. Change the binding (GIN=... with make, '
-                       '--gin_bindings on the command line) or the gin file that sets it.')
+                       '--gin on the command line) or the gin file that sets it.')
 
 
 def settings_from_gin(cls) -> dict:

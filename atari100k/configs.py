@@ -7,6 +7,7 @@ errors into messages that name the problem and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -86,10 +87,23 @@ def check_settings() -> None:
   import agents.drq
   import atari100k.runner
   from agents import settings
-  for cls in (agents.drq.DrQAgent, agents.bbf.BBFAgent, atari100k.runner.Atari100kRunner):
+  for cls in (agents.drq.DrQAgent, agents.bbf.BBFSettings, atari100k.runner.Atari100kRunner):
     cls.check_settings(settings.settings_from_gin(cls))
   for name, rules in _dopamine_rules().items():
     settings.check(name, gin.get_bindings(name), rules)
+
+
+def _moved_to(binding: str) -> str:
+  """The new spelling of a binding of a BBF setting written on ``BBFAgent``, as before the
+  settings became ``BBFSettings`` fields; '' for any other binding."""
+  import agents.bbf  # pylint: disable=import-outside-toplevel
+  target, _, value = binding.partition('=')
+  configurable, _, parameter = target.strip().rpartition('.')
+  fields = {f.name for f in dataclasses.fields(agents.bbf.BBFSettings)}
+  if configurable == 'BBFAgent' and parameter in fields:
+    return (f" BBF's settings are fields of BBFSettings: write "
+            f"'BBFSettings.{parameter} = {value.strip()}'.")
+  return ''
 
 
 def parse_agent_config(name: str, bindings=()) -> None:
@@ -114,7 +128,8 @@ def parse_agent_config(name: str, bindings=()) -> None:
     except (ValueError, SyntaxError, KeyError) as e:
       message = str(e).strip().splitlines()[0].rstrip('.')
       raise ConfigError(
-          f'The gin binding {binding!r} cannot be applied: {message}. A binding has the '
+          f'The gin binding {binding!r} cannot be applied: {message}.{_moved_to(binding)} '
+          'A binding has the '
           "form 'Configurable.parameter = value', e.g. 'DrQAgent.ht_reset_period = 8000'; "
           f'see {path} and the files it includes for the configurables and their '
           'parameters.') from None

@@ -360,7 +360,7 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
             f'on 2 cores), so {steps:,} gradient steps take about {steps * 10 / 86400:.0f} '
             'days. On a machine with an NVIDIA GPU: make install GPU=1, then the same command '
             '(the paper: a few GPU hours per run). A CPU try-out: '
-            "GIN='BBFAgent.width_scale = 1' STEPS=3000.", file=sys.stderr)
+            "GIN='BBFSettings.width_scale = 1' STEPS=3000.", file=sys.stderr)
 
   def _train(self, steps_done: int, train_returns: list, wall_time: float) -> float:
     total = self.training_steps

@@ -5,6 +5,7 @@ reset, what the agent stores in replay, checkpoint round trips, and a real run o
 BBF configuration through the command line that writes a valid result.json.
 """
 
+import dataclasses
 import json
 import os
 
@@ -16,16 +17,16 @@ from agents import plasticity
 from atari100k import configs, files, run
 
 BBF_AGENTS = ['bbf', 'bbf_ht', 'bbf_ssl', 'bbf_ssl_ht']
-TINY = ['BBFAgent.width_scale = 1',
-        'BBFAgent.stage_widths = (4, 8, 8)',
-        'BBFAgent.hidden_dim = 32',
-        'BBFAgent.num_blocks = 1',
-        'BBFAgent.batch_size = 4',
-        'BBFAgent.replay_capacity = 1000',
-        'BBFAgent.cycle_steps = 50',
+TINY = ['BBFSettings.width_scale = 1',
+        'BBFSettings.stage_widths = (4, 8, 8)',
+        'BBFSettings.hidden_dim = 32',
+        'BBFSettings.num_blocks = 1',
+        'BBFSettings.batch_size = 4',
+        'BBFSettings.replay_capacity = 1000',
+        'BBFSettings.cycle_steps = 50',
         'JaxDQNAgent.min_replay_history = 100']
-RUN = ['BBFAgent.reset_every = 100',
-       'BBFAgent.no_resets_after = 300',
+RUN = ['BBFSettings.reset_every = 100',
+       'BBFSettings.no_resets_after = 300',
        'Runner.max_steps_per_episode = 100',
        'Atari100kRunner.chunk_steps = 100',
        'Atari100kRunner.checkpoint_every = 200']
@@ -56,6 +57,39 @@ def test_every_bbf_configuration_is_registered():
   assert set(BBF_AGENTS) <= set(configs.available_agents())
 
 
+# The values of the public BBF code's configs/BBF.gin (replay_ratio there counts samples: 64/32).
+BBF_GIN = {
+    'width_scale': 4, 'stage_widths': (16, 32, 32), 'hidden_dim': 2048, 'num_blocks': 2,
+    'num_atoms': 51, 'vmax': 10.0, 'dueling': True, 'double_dqn': True,
+    'data_augmentation': True, 'spr_weight': 5.0, 'jumps': 5, 'batch_size': 32,
+    'replay_ratio': 2, 'batches_to_group': 2, 'update_horizon': 3, 'max_update_horizon': 10,
+    'min_gamma': 0.97, 'cycle_steps': 10_000, 'replay_scheme': 'prioritized',
+    'replay_capacity': 200_000, 'learning_rate': 1e-4, 'adam_eps': 1.5e-4,
+    'weight_decay': 0.1, 'target_update_tau': 0.005, 'target_action_selection': True,
+    'reset_every': 20_000, 'no_resets_after': 100_000, 'shrink_factor': 0.5,
+    'perturb_factor': 0.5, 'shrink_perturb_parts': ('encoder', 'transition_model'),
+    'reinit_parts': ('projection', 'predictor', 'head'), 'reset_target': True,
+    'reset_optimizer': True, 'ht_reset_period': 0, 'ht_reset_optimizer': False}
+
+
+@pytest.mark.parametrize('name, changed', [
+    ('bbf', {'spr_weight': 0.0}),
+    ('bbf_ssl', {}),
+    ('bbf_ht', {'spr_weight': 0.0, 'ht_reset_period': 4000}),
+    ('bbf_ssl_ht', {'ht_reset_period': 4000})])
+def test_named_bbf_configurations_are_bbf_gin_plus_their_changes(name, changed):
+  configs.parse_agent_config(name)
+  from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
+  settings = dataclasses.asdict(BBFSettings())
+  assert {k: settings[k] for k in BBF_GIN} == {**BBF_GIN, **changed}
+
+
+def test_a_bbf_setting_bound_on_the_agent_names_its_new_spelling():
+  with pytest.raises(configs.ConfigError,
+                     match="write 'BBFSettings.width_scale = 1'"):
+    configs.parse_agent_config('bbf', ['BBFAgent.width_scale = 1'])
+
+
 def test_reset_schedule_of_the_published_configuration():
   agent = make_agent('bbf_ssl')
   steps = [s for s in range(0, 200_001, 500) if agent.reset_due(s)]
@@ -73,7 +107,7 @@ def test_reset_parts_follow_the_spr_toggle(name, spr):
 
 
 def test_annealing_restarts_at_each_periodic_reset():
-  agent = make_agent('bbf_ssl', ['BBFAgent.cycle_steps = 10000'])
+  agent = make_agent('bbf_ssl', ['BBFSettings.cycle_steps = 10000'])
   assert (agent.current_update_horizon, agent.current_gamma) == (10, pytest.approx(0.97))
   agent.cycle_gradient_steps = 10_000  # end of a cycle
   assert (agent.current_update_horizon, agent.current_gamma) == (3, pytest.approx(0.997))
@@ -84,7 +118,8 @@ def test_annealing_restarts_at_each_periodic_reset():
 
 
 def test_agent_trains_at_the_replay_ratio_and_resets_hare_to_tortoise():
-  agent = make_agent('bbf_ht', ['BBFAgent.ht_reset_period = 8', 'BBFAgent.cycle_steps = 50'])
+  agent = make_agent('bbf_ht', ['BBFSettings.ht_reset_period = 8',
+                                'BBFSettings.cycle_steps = 50'])
   feed(agent, 110)
   # 2 gradient steps per env step once more than 100 steps are stored (steps 101..109).
   assert agent.gradient_steps == 2 * 9
@@ -137,7 +172,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
 
 def test_bad_part_name_is_a_clear_error():
   with pytest.raises(ValueError, match='Unknown network part'):
-    make_agent('bbf', ["BBFAgent.reinit_parts = ('haed',)"])
+    make_agent('bbf', ["BBFSettings.reinit_parts = ('haed',)"])
 
 
 # --------------------------------------------------------------------------- real runs
@@ -145,7 +180,7 @@ def test_bad_part_name_is_a_clear_error():
 def cli(tmp_path, agent, steps=300, extra=()):
   bindings = TINY + RUN + list(extra)
   if agent.endswith('_ht'):
-    bindings.append('BBFAgent.ht_reset_period = 40')
+    bindings.append('BBFSettings.ht_reset_period = 40')
   argv = ['--agent', agent, '--game', 'Pong', '--seed', '0', '--base_dir', str(tmp_path),
           '--steps', str(steps), '--eval_episodes', '2', '--no_progress']
   for b in bindings:

@@ -248,7 +248,7 @@ def test_checkpoint_of_another_run_or_configuration_is_refused(tmp_path, capsys)
     ('DrQAgent.ht_reset_period = -5', 'DrQAgent.ht_reset_period = -5: must be an integer >= 0'),
     ('DrQAgent.sp_shrink = 1.5', 'DrQAgent.sp_shrink = 1.5: must be a number in [0, 1]'),
     ('DrQAgent.target_update_tau = 0.0', 'DrQAgent.target_update_tau = 0.0: must be'),
-    ('BBFAgent.reset_every = -1', 'BBFAgent.reset_every = -1: must be an integer >= 0'),
+    ('BBFSettings.reset_every = -1', 'BBFSettings.reset_every = -1: must be an integer >= 0'),
     ('Atari100kRunner.chunk_steps = 99', 'chunk_steps must be even'),
     ('Atari100kRunner.checkpoint_every = 150', 'must be a multiple of'),
     ('Runner.training_steps = -5', 'Runner.training_steps = -5: must be an integer >= 1'),
