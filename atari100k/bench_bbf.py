@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--jumps', type=int, default=5)
   parser.add_argument('--num-actions', '--num_actions', dest='num_actions', type=int,
-                      default=18, help='actions of the Q head (default 18, the full Atari set)')
+                      default=18, metavar='N',
+                      help='actions of the Q head (default 18, the full Atari set)')
   parser.add_argument('--out', default='bench_results', help='folder for bbf_bench.json')
   return parser
 

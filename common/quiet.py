@@ -8,7 +8,8 @@ about the run:
   CUDA plugins are registered by TensorFlow and again by jaxlib) and XLA's "computation placer
   already registered";
 * gym 0.2x's "Gym has been unmaintained" banner, printed at ``import gym``;
-* the DeprecationWarnings that TensorFlow Probability raises at import;
+* DeprecationWarnings raised inside those libraries (TensorFlow Probability's at import), ignored
+  from the first quiet block on (``LIBRARIES``);
 * ALE's "A.L.E: Arcade Learning Environment" banner, logged when the first game is built.
 
 Entry points call ``configure(verbose)`` once (their ``-v/--verbose`` flag) and wrap the imports

@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -118,6 +119,16 @@ def test_library_imports_filters_noise_from_both_streams_and_keeps_the_rest(capf
   err = capfd.readouterr().err
   assert 'a real C++ error' in err and 'a real Python warning' in err
   assert not any(noise in err for noise in NOISE)
+
+
+def test_library_deprecations_are_hidden_and_ours_are_not():
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    with quiet.library_imports():
+      warnings.warn_explicit('their old API', DeprecationWarning, 'ops.py', 1,
+                             module='tensorflow_probability.python.ops')
+      warnings.warn_explicit('our old API', DeprecationWarning, 'drq.py', 1, module='agents.drq')
+  assert [str(w.message) for w in caught] == ['our old API']
 
 
 def test_library_imports_passes_everything_through_when_verbose(capfd):
