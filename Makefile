@@ -1,5 +1,6 @@
 # Hare & Tortoise agent suite. Every target installs what it needs into .venv first.
-#   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1] [RESTART=1]
+# The VARS set flags of each target's python -m command (its --help lists them all):
+#   make atari GAME=Pong AGENT=drq_ht [SEED=0] [STEPS=100000] [GIN='A.b=1;C.d=2'] [RUNS=runs] [FORCE=1] [RESTART=1] [VERBOSE=1]
 #   make analyze RUNS=runs [BASELINES='DrQ_eps SPR'] [ARGS='--common-games --reps 10000']
 #   make sweep AGENTS="drq drq_ht" GAMES=all SEEDS=5 [RUNS=runs] [STEPS=2000] [GIN='A.b=1'] [CPUS=N] [ARGS='--cpus-per-run 2']
 #   make warmstart [DATASET=fashion_mnist] [MODEL=cnn] [METHOD='warm fresh hare_tortoise'] [SEEDS_WS=3] [WS_ARGS='--epochs 5']
@@ -11,7 +12,6 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 GPU_STAMP := $(VENV)/.installed-gpu-stamp
 GPU ?=
-export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONWARNINGS ?= ignore
 
 GAME ?= Pong
@@ -22,6 +22,7 @@ STEPS ?=
 GIN ?=
 FORCE ?=
 RESTART ?=
+VERBOSE ?=
 BASELINES ?=
 ARGS ?=
 AGENTS ?= drq
@@ -55,10 +56,11 @@ $(GPU_STAMP): $(STAMP) requirements-gpu.txt
 
 install: $(STAMP) $(if $(GPU),$(GPU_STAMP))
 
+# VERBOSE=1 shows TensorFlow's, XLA's and gym's start-up messages (hidden by common/quiet.py).
 atari: $(STAMP)
 	$(PYTHON) -m atari100k.run --agent '$(AGENT)' --game '$(GAME)' --seed '$(SEED)' \
-	  --base_dir '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') \
-	  $(if $(GIN),--gin_bindings '$(GIN)') $(if $(FORCE),--force) $(if $(RESTART),--restart)
+	  --runs '$(RUNS)' $(if $(STEPS),--steps '$(STEPS)') $(if $(GIN),--gin '$(GIN)') \
+	  $(if $(FORCE),--force) $(if $(RESTART),--restart) $(if $(VERBOSE),--verbose)
 
 analyze: $(STAMP)
 	$(PYTHON) -m analysis.aggregate '$(RUNS)' $(if $(strip $(BASELINES)),--baselines $(BASELINES)) $(ARGS)

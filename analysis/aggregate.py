@@ -3,7 +3,7 @@ stratified-bootstrap confidence intervals (rliable), as a table and plots.
 
 Reads every result.json under RUNS_DIR (<RUNS_DIR>/<AGENT>/<Game>/seed_<k>/result.json), and/or
 published baselines shipped with the package (--baselines) and score files in the same
-{"Game": [raw score per run, ...]} JSON format (--score_files, agent named after the file stem).
+{"Game": [raw score per run, ...]} JSON format (--score-files, agent named after the file stem).
 Prints the table and writes, into --out: results.csv, results.md, per_game_scores.csv and
 interval_estimates, performance_profiles, per_game_scores, probability_of_improvement as PNG
 and PDF.
@@ -41,22 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
           'examples:\n'
           '  python -m analysis.aggregate runs/ --baselines DrQ_eps SPR\n'
           '  python -m analysis.aggregate --baselines DrQ_eps SPR DER OTRainbow --out /tmp/a\n'
-          '  python -m analysis.aggregate runs/ --score_files my_agent.json --common-games \\\n'
+          '  python -m analysis.aggregate runs/ --score-files my_agent.json --common-games \\\n'
           '      --compare my_agent DrQ_eps --reps 10000'))
   parser.add_argument('runs_dir', nargs='?', metavar='RUNS_DIR',
                       help='root of the run folders; may be left out when --baselines or '
-                           '--score_files give the agents')
+                           '--score-files give the agents')
   parser.add_argument('--baselines', nargs='+', default=[], metavar='NAME',
                       help='published baselines to include (file stems of '
                            'analysis/data/published/*.json)')
-  parser.add_argument('--score_files', '--score-files', nargs='+', default=[], metavar='FILE',
+  parser.add_argument('--score-files', '--score_files', nargs='+', default=[], metavar='FILE',
                       help='JSON score files {"Game": [raw score per run, ...]}; the agent is '
                            'named after the file stem')
   parser.add_argument('--reps', type=int, default=metrics.DEFAULT_REPS, metavar='N',
                       help='bootstrap replicates for the four aggregates (default %(default)s, '
                            'rliable\'s; 4 agents x 100 runs x 26 games take about 45 s on 2 '
                            'busy cores)')
-  parser.add_argument('--curve_reps', '--curve-reps', type=int,
+  parser.add_argument('--curve-reps', '--curve_reps', type=int,
                       default=metrics.DEFAULT_CURVE_REPS, metavar='N',
                       help='bootstrap replicates for performance profiles and probability of '
                            'improvement (default %(default)s, rliable\'s default for profiles)')
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--compare', nargs=2, metavar=('X', 'Y'),
                       help='agents for the probability of improvement P(X > Y) (default: the '
                            'first two agents: run agents sorted by name, then --baselines, then '
-                           '--score_files, in the order given)')
+                           '--score-files, in the order given)')
   parser.add_argument('--jobs', type=int, default=None, metavar='N',
                       help='processes for the bootstraps (default: the number of CPUs)')
   parser.add_argument('--reference-statistics', '--reference_statistics', action='store_true',
@@ -92,8 +92,8 @@ def _check_args(args) -> None:
   if not args.runs_dir and not args.baselines and not args.score_files:
     raise AnalysisError('Nothing to analyze: give RUNS_DIR (the root of the run folders), '
                         '--baselines NAME ... (' + ', '.join(loading.available_baselines()) +
-                        ') or --score_files FILE.json ...')
-  for flag, value in (('--reps', args.reps), ('--curve_reps', args.curve_reps)):
+                        ') or --score-files FILE.json ...')
+  for flag, value in (('--reps', args.reps), ('--curve-reps', args.curve_reps)):
     if value < 1:
       raise AnalysisError(f'{flag} must be a positive number of bootstrap replicates, got '
                           f'{value}.')

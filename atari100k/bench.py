@@ -25,15 +25,16 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from common import quiet
 
 
 def build(name: str, seed: int, bindings):
   """An agent of the named configuration (or 'stock': Dopamine's own class) on DrQ(eps)."""
   # pylint: disable=import-outside-toplevel
   import gin
-  from dopamine.labs.atari_100k import atari_100k_rainbow_agent
   from atari100k import configs
+  configs.import_configurables()  # TensorFlow and Dopamine, their start-up messages filtered
+  from dopamine.labs.atari_100k import atari_100k_rainbow_agent
   from agents.drq import DrQAgent
   configs.parse_agent_config('drq' if name == 'stock' else name, bindings)
   if name == 'stock':
@@ -111,14 +112,21 @@ def time_reset(agent, repeats: int = 5) -> float:
   return (time.perf_counter() - start) / repeats
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m atari100k.bench', description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='python -m atari100k.bench', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--agents', nargs='+',
                       default=['stock', 'drq', 'drq_ht', 'drq_sp', 'drq_ema'])
   parser.add_argument('--rounds', type=int, default=15, help='interleaved timing rounds')
   parser.add_argument('--updates', type=int, default=20, help='updates per agent per round')
   parser.add_argument('--out', default='bench_results', help='folder for drq_bench.json')
-  args = parser.parse_args(argv)
+  quiet.add_verbose_flag(parser)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  quiet.configure(args.verbose)
 
   import jax  # pylint: disable=import-outside-toplevel
   bindings = ['JaxDQNAgent.min_replay_history = 1000']
@@ -199,5 +207,4 @@ def _no_schedule(agent):
 
 
 if __name__ == '__main__':
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   sys.exit(main())

@@ -142,7 +142,7 @@ def bench_width(width: int, args) -> dict:
   }
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='python -m atari100k.bench_bbf', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--widths', type=int, nargs='+', default=[1, 4],
@@ -153,9 +153,15 @@ def main(argv=None) -> int:
   parser.add_argument('--groups', type=int, default=2, help='gradient steps per jitted call')
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--jumps', type=int, default=5)
-  parser.add_argument('--num_actions', type=int, default=18)
+  parser.add_argument('--num-actions', '--num_actions', dest='num_actions', type=int,
+                      default=18, metavar='N',
+                      help='actions of the Q head (default 18, the full Atari set)')
   parser.add_argument('--out', default='bench_results', help='folder for bbf_bench.json')
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
 
   import jax  # pylint: disable=import-outside-toplevel
   report = {'device': str(jax.devices()[0]), 'jax': jax.__version__, 'rounds': args.rounds,
@@ -183,5 +189,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   sys.exit(main())

@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from common import quiet
+
 
 def measure(steps: int, game: str, folder: str) -> dict:
   """Returns the sizes (bytes) and times (s) of the measurement described above."""
@@ -57,12 +59,18 @@ def measure(steps: int, game: str, folder: str) -> dict:
   }
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='python -m atari100k.bench_checkpoint',
                                    description=__doc__.split('\n\n')[0])
   parser.add_argument('--steps', type=int, default=10_000, help='agent steps of acting')
   parser.add_argument('--game', default='Pong')
-  args = parser.parse_args(argv)
+  quiet.add_verbose_flag(parser)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  quiet.configure(args.verbose)
   if args.steps < 2 or args.steps % 100:
     print('error: --steps must be a positive multiple of 100', file=sys.stderr)
     return 2

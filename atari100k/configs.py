@@ -13,6 +13,7 @@ import os
 
 import gin
 
+from common import quiet
 from common.suggest import did_you_mean
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'gin')
@@ -43,17 +44,18 @@ def gin_file(name: str) -> str:
 
 def import_configurables() -> None:
   """Imports every module whose classes the gin files reference (which imports TensorFlow,
-  through Dopamine), then hides the GPU from TensorFlow before it can run anything."""
+  through Dopamine), then hides the GPU from TensorFlow before it can run anything.
+
+  The one place every entry point imports TensorFlow, Dopamine and gym through, so their
+  start-up noise is filtered here (``common.quiet``; shown with the entry points' -v).
+  """
   # pylint: disable=import-outside-toplevel,unused-import
-  from atari100k import devices
-  import agents.drq  # noqa: F401
-  devices.hide_gpu_from_tensorflow()
-  import atari100k.runner  # noqa: F401
-  try:
+  with quiet.library_imports():
+    from atari100k import devices
+    import agents.drq  # noqa: F401
+    devices.hide_gpu_from_tensorflow()
+    import atari100k.runner  # noqa: F401
     import agents.bbf  # noqa: F401
-  except ModuleNotFoundError as e:  # the BBF agent is optional until it exists
-    if e.name != 'agents.bbf':
-      raise
 
 
 def _dopamine_rules() -> dict:

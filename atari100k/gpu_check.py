@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from common import quiet
+
 PAPER_GPU_HOURS = {'drq': 0.5, 'bbf': 1.4, 'bbf_ht': 1.4, 'bbf_ssl': 2.8, 'bbf_ssl_ht': 2.8}
 FULL_RUN_STEPS = 100_000
 
@@ -45,8 +47,9 @@ def short_run(agent: str, steps: int, warmup: int, folder: str, bindings=()) -> 
   """A real ``atari100k.run`` of ``agent`` on Pong; its training speed and projection."""
   from atari100k import files, run  # pylint: disable=import-outside-toplevel
   chunk = max(2, (steps - warmup) // 4 // 2 * 2)
-  argv = ['--agent', agent, '--game', 'Pong', '--base_dir', folder, '--steps', str(steps),
-          '--eval_episodes', '1', '--no_progress', '--gin_bindings', ';'.join([
+  argv = ['--agent', agent, '--game', 'Pong', '--runs', folder, '--steps', str(steps),
+          '--eval-episodes', '1', '--no-progress', *(['--verbose'] if quiet.is_verbose() else []),
+          '--gin', ';'.join([
               f'JaxDQNAgent.min_replay_history = {warmup}', 'Runner.max_steps_per_episode = 1000',
               f'Atari100kRunner.chunk_steps = {chunk}',
               f'Atari100kRunner.checkpoint_every = {chunk * 1000}', *bindings])]
@@ -62,7 +65,7 @@ def short_run(agent: str, steps: int, warmup: int, folder: str, bindings=()) -> 
           'paper_gpu_hours': PAPER_GPU_HOURS.get(agent)}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='python -m atari100k.gpu_check',
                                    description=__doc__.split('\n\n')[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,7 +75,13 @@ def main(argv=None) -> int:
   parser.add_argument('--bbf-width', type=int, default=4, help='BBF encoder width (4: BBF)')
   parser.add_argument('--skip-bench', action='store_true', help='no BBF update benchmark')
   parser.add_argument('--out', default='bench_results', help='folder for gpu_check.json')
-  args = parser.parse_args(argv)
+  quiet.add_verbose_flag(parser)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  quiet.configure(args.verbose)
   if not 2 <= args.warmup < args.steps - 8:
     print('error: need 2 <= --warmup < --steps - 8', file=sys.stderr)
     return 2

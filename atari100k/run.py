@@ -1,18 +1,17 @@
 """Command line for one Atari-100k run: ``python -m atari100k.run --agent drq_ht --game Pong``.
 
 Trains the named configuration (``gin/<agent>.gin``) for 100k agent steps on one game,
-evaluates it on 100 episodes and writes ``<base_dir>/<agent>/<Game>/seed_<k>/result.json``
+evaluates it on 100 episodes and writes ``<runs>/<agent>/<Game>/seed_<k>/result.json``
 (plus config.gin, progress.csv, TensorBoard events, checkpoints). Re-running the same command
 after an interruption resumes from the last checkpoint. A run that diverges writes failed.json
-instead. Exit codes: ``atari100k.exit_codes`` (listed in --help and README).
+instead. Exit codes: ``atari100k.exit_codes`` (listed in --help and README). TensorFlow's, XLA's
+and gym's start-up messages are hidden unless ``-v`` is given (``common.quiet``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TensorFlow is only Dopamine's logger here
 import shutil
 import signal
 import sys
@@ -20,32 +19,38 @@ import time
 
 from atari100k import exit_codes
 from atari100k import files
+from common import quiet
 
 
 def build_parser() -> argparse.ArgumentParser:
-  # Imported lazily so that --help answers without loading TensorFlow and JAX.
-  from atari100k import configs, environment  # pylint: disable=import-outside-toplevel
+  # Imported here, not at the top: environment imports TensorFlow and gym (through Dopamine),
+  # whose start-up messages the quiet block filters.
+  with quiet.library_imports():
+    from atari100k import configs, environment  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(
       prog='python -m atari100k.run',
       description=__doc__.split('\n\n')[0] + ' Resumes an interrupted run.',
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog=('named configurations: ' + ', '.join(configs.available_agents()) + '\n'
               'games: ' + ', '.join(environment.GAMES) + '\n\n'
-              'example:\n  python -m atari100k.run --agent drq_ht --game Pong --seed 3 \\\n'
-              "      --gin_bindings 'DrQAgent.ht_reset_period = 8000'\n\n"
+              'example:\n'
+              '  python -m atari100k.run --agent drq_ht --game Pong --seed 3 --runs runs \\\n'
+              "      --gin 'DrQAgent.ht_reset_period = 8000'\n\n"
               'exit codes:\n' + '\n'.join(f'  {code:3d}  {meaning}' for code, meaning
                                           in exit_codes.MEANING.items())))
   parser.add_argument('--agent', required=True, help='named configuration (a gin/ file name)')
   parser.add_argument('--game', required=True, help='Atari-100k game, e.g. Pong')
   parser.add_argument('--seed', type=int, default=0, help='run seed (default 0)')
-  parser.add_argument('--base_dir', default='runs',
-                      help='root of the run folders (default runs/)')
+  parser.add_argument('--runs', '--base-dir', '--base_dir', dest='base_dir', default='runs',
+                      metavar='DIR', help='root of the run folders (default runs/)')
   parser.add_argument('--steps', type=int, default=None,
                       help='agent steps to train (default 100000; fewer for a try-out)')
-  parser.add_argument('--gin_bindings', action='append', default=[],
-                      help="extra gin binding 'Configurable.param = value'; repeatable, or several "
-                           "separated by ';'")
-  parser.add_argument('--eval_episodes', type=int, default=None,
+  parser.add_argument('--gin', '--gin-bindings', '--gin_bindings', dest='gin_bindings',
+                      action='append', default=[], metavar='BINDINGS',
+                      help="extra gin bindings 'Configurable.param = value'; repeatable, or "
+                           "several separated by ';'")
+  parser.add_argument('--eval-episodes', '--eval_episodes', dest='eval_episodes', type=int,
+                      default=None, metavar='N',
                       help='evaluation episodes (default 100, run in parallel)')
   parser.add_argument('--force', action='store_true',
                       help='redo a finished or diverged run; the old folder is kept as '
@@ -53,14 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--restart', action='store_true',
                       help='move an unreadable checkpoint aside (<file>.aside-<time>) and train '
                            'the run from step 0')
-  parser.add_argument('--keep_checkpoint', action='store_true',
+  parser.add_argument('--keep-checkpoint', '--keep_checkpoint', dest='keep_checkpoint',
+                      action='store_true',
                       help='keep the checkpoint (with the replay buffer) after the run')
-  parser.add_argument('--no_progress', action='store_true', help='hide progress bars')
+  parser.add_argument('--no-progress', '--no_progress', dest='no_progress', action='store_true',
+                      help='hide progress bars')
+  quiet.add_verbose_flag(parser)
   return parser
 
 
 def split_bindings(values) -> list[str]:
-  """Each --gin_bindings value may hold several bindings separated by ';' (make's GIN=)."""
+  """Each --gin value may hold several bindings separated by ';' (make's GIN=)."""
   return [b.strip() for value in values for b in value.split(';') if b.strip()]
 
 
@@ -97,12 +105,12 @@ def _checkpoint_message(error) -> str:
           f'  why:  {error.reason}.\nNothing was changed. Choices: pass --restart (RESTART=1 '
           'with make) to move the file aside (kept as <file>.aside-<time>) and train this run '
           'from step 0; or put back a good copy of the file and run the same command; or use '
-          'another --base_dir or --seed.')
+          'another --runs or --seed.')
 
 
 def main(argv=None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
+  quiet.configure_from_argv(argv)  # before build_parser, which imports TensorFlow
+  args = build_parser().parse_args(argv)
   # pylint: disable=import-outside-toplevel
   from agents import settings
   from atari100k import configs, environment, run_lock
@@ -127,7 +135,7 @@ def main(argv=None) -> int:
     check_writable(folder)
   except OSError as e:
     return _error(f'cannot write the run folder {folder}: {e.strerror or e}. Choose a folder '
-                  'you can write with RUNS=... (make) or --base_dir.', exit_codes.BAD_INPUT)
+                  'you can write with RUNS=... (make) or --runs.', exit_codes.BAD_INPUT)
   lock = run_lock.RunLock(folder)
   try:
     lock.acquire()
@@ -148,7 +156,7 @@ def _run_locked(args, agent: str, game: str, folder: str, lock) -> int:
   failed_path = os.path.join(folder, runner.FAILED_FILE)
   if os.path.exists(result_path) and not args.force:
     return _error(f'{folder} already holds a finished run ({result_path}). Nothing was '
-                  'changed. Use another --seed or --base_dir, or pass --force (FORCE=1 with '
+                  'changed. Use another --seed or --runs, or pass --force (FORCE=1 with '
                   'make) to redo it; the old folder is then kept beside it.',
                   exit_codes.ALREADY_FINISHED)
   if os.path.exists(failed_path) and not args.force:

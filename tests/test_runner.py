@@ -28,10 +28,10 @@ def cli(tmp_path, agent, game='Pong', steps=300, extra=(), seed=0):
   bindings = TINY + PERIODS.get(agent, []) + list(extra)
   if agent in ('drq', 'drq_sp', 'drq_hr20k', 'drq_hr40k'):
     bindings = [b for b in bindings if not b.startswith('DrQAgent.ht_reset_period')]
-  argv = ['--agent', agent, '--game', game, '--seed', str(seed), '--base_dir', str(tmp_path),
-          '--steps', str(steps), '--eval_episodes', '2', '--no_progress']
+  argv = ['--agent', agent, '--game', game, '--seed', str(seed), '--runs', str(tmp_path),
+          '--steps', str(steps), '--eval-episodes', '2', '--no-progress']
   for b in bindings:
-    argv += ['--gin_bindings', b]
+    argv += ['--gin', b]
   return run.main(argv)
 
 
@@ -97,7 +97,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
 
 
 def test_unknown_game_lists_the_26_games(tmp_path, capsys):
-  assert run.main(['--agent', 'drq', '--game', 'Pongg', '--base_dir', str(tmp_path)]) == 2
+  assert run.main(['--agent', 'drq', '--game', 'Pongg', '--runs', str(tmp_path)]) == 2
   err = capsys.readouterr().err
   assert "Unknown game 'Pongg'" in err and "Did you mean 'Pong'?" in err
   assert 'UpNDown' in err and '26 games' in err
@@ -105,7 +105,7 @@ def test_unknown_game_lists_the_26_games(tmp_path, capsys):
 
 
 def test_unknown_agent_lists_the_names(tmp_path, capsys):
-  assert run.main(['--agent', 'drq_hat', '--game', 'Pong', '--base_dir', str(tmp_path)]) == 2
+  assert run.main(['--agent', 'drq_hat', '--game', 'Pong', '--runs', str(tmp_path)]) == 2
   err = capsys.readouterr().err
   assert "Unknown agent 'drq_hat'" in err and 'drq_ht' in err and 'drq_hr40k_ht' in err
 
@@ -114,8 +114,7 @@ def test_unknown_agent_lists_the_names(tmp_path, capsys):
                                      'NoSuchThing.value = 1',
                                      'DrQAgent.ht_reset_period = = 3'])
 def test_bad_gin_binding_is_a_clear_error(tmp_path, capsys, binding):
-  argv = ['--agent', 'drq', '--game', 'Pong', '--base_dir', str(tmp_path),
-          '--gin_bindings', binding]
+  argv = ['--agent', 'drq', '--game', 'Pong', '--runs', str(tmp_path), '--gin', binding]
   assert run.main(argv) == 2
   err = capsys.readouterr().err
   assert f'The gin binding {binding!r} cannot be applied' in err
@@ -128,7 +127,7 @@ def test_finished_run_is_not_overwritten_without_force(tmp_path, capsys):
   os.makedirs(folder)
   with open(os.path.join(folder, 'result.json'), 'w') as f:
     f.write('{"score": 1.0}')
-  assert run.main(['--agent', 'drq', '--game', 'Pong', '--base_dir', str(tmp_path)]) == 3
+  assert run.main(['--agent', 'drq', '--game', 'Pong', '--runs', str(tmp_path)]) == 3
   assert 'already holds a finished run' in capsys.readouterr().err
   assert open(os.path.join(folder, 'result.json')).read() == '{"score": 1.0}'
 
@@ -138,9 +137,9 @@ def test_force_keeps_the_old_run_beside_the_new_one(tmp_path):
   os.makedirs(folder)
   with open(os.path.join(folder, 'result.json'), 'w') as f:
     f.write('{"score": 1.0}')
-  argv = ['--agent', 'drq', '--game', 'Pong', '--base_dir', str(tmp_path), '--steps', '150',
-          '--eval_episodes', '1', '--no_progress', '--force',
-          '--gin_bindings', 'JaxDQNAgent.min_replay_history = 100;Runner.max_steps_per_episode = 50']
+  argv = ['--agent', 'drq', '--game', 'Pong', '--runs', str(tmp_path), '--steps', '150',
+          '--eval-episodes', '1', '--no-progress', '--force',
+          '--gin', 'JaxDQNAgent.min_replay_history = 100;Runner.max_steps_per_episode = 50']
   assert run.main(argv) == 0
   siblings = os.listdir(os.path.dirname(folder))
   old = [s for s in siblings if s.startswith('seed_0.old-')]

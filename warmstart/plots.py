@@ -523,7 +523,7 @@ def plot_all(results_csv, out_dir) -> list[str]:
   return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='python -m warmstart.plots',
       description='Draw the warm-start study figures (paper Figs. 2, 4/5, 6 and 8) from the '
@@ -538,7 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--out', metavar='DIR', default=None,
                       help='folder for the PNG files, created if needed '
                            '(default: "plots" beside RESULTS_CSV)')
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
   out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.results_csv)), 'plots')
   try:
     paths = plot_all(args.results_csv, out)
