@@ -3,8 +3,8 @@
 Both agent families keep their learner (``agents.learner_state.LearnerState``: online and
 target parameters, optax state, gradient-step counter, PRNG key), an agent-step counter, a log
 of resets and a replay buffer. ``agent_state`` returns them as a tree of plain values and
-numpy arrays (pytrees flattened to ``{leaf path: array}``), which ``atari100k.checkpoint_file`` writes without pickle;
-``restore_agent_state`` puts them back into a freshly built agent, using its own pytrees as
+numpy arrays (pytrees flattened to ``{leaf path: array}``), which ``atari100k.checkpoint_file``
+writes without pickle; ``restore_agent_state`` puts them back into a freshly built agent, using its own pytrees as
 templates, and raises ``CheckpointMismatch`` naming the first difference when the saved state
 belongs to another configuration (other widths, another optimizer, another game's actions).
 Each agent adds what is its own (the replay buffer, BBF's annealing cycle) and drops the

@@ -183,7 +183,7 @@ def load_runs(runs_dir: str, skip_failed: bool = False
   if not os.path.isdir(runs_dir):
     raise AnalysisError(f'The runs folder {runs_dir!r} does not exist or is not a folder. Give '
                         'the root of the run folders (<RUNS_DIR>/<AGENT>/<Game>/seed_<k>/), or '
-                        'leave RUNS_DIR out and compare --baselines/--score_files only.')
+                        'leave RUNS_DIR out and compare --baselines/--score-files only.')
   summary = RunsSummary(runs_dir=runs_dir)
   found: dict[tuple[str, str, int], str] = {}
   by_agent: dict[str, dict[str, list[tuple[int, float]]]] = {}
@@ -279,7 +279,7 @@ def load_baseline(name: str) -> AgentScores:
     raise AnalysisError(f'Unknown baseline {name!r}.{did_you_mean(name, available)} '
                         'The published baselines shipped with '
                         f'the package are: {", ".join(available)}. For other agents pass a '
-                        'score file with --score_files FILE.json.')
+                        'score file with --score-files FILE.json.')
   return load_score_file(os.path.join(PUBLISHED_DIR, f'{name}.json'), name, 'published')
 
 
@@ -308,7 +308,7 @@ def build_matrices(agents: list[AgentScores], common_games: bool = False
   """
   if not agents:
     raise AnalysisError('Nothing to analyze: give a RUNS_DIR with finished runs, --baselines '
-                        'NAME ... or --score_files FILE ...')
+                        'NAME ... or --score-files FILE ...')
   names = [a.name for a in agents]
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:

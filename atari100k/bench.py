@@ -81,18 +81,22 @@ def time_bare_update(agent, num_updates: int) -> float:
   rng, rng1, rng2 = jax.random.split(agent._rng, num=3)
   states = jax.device_put(agent.train_preprocess_fn(batch['state'], rng=rng1))
   next_states = jax.device_put(agent.train_preprocess_fn(batch['next_state'], rng=rng2))
-  args = [agent.network_def, agent.online_params, agent.target_network_params, agent.optimizer,
-          agent.optimizer_state, states, jnp.asarray(batch['action']), next_states,
-          jnp.asarray(batch['reward']), jnp.asarray(batch['terminal']),
-          jnp.ones(len(batch['action']), np.float32), agent._support, agent.cumulative_gamma,
-          agent._double_dqn, agent._distributional, agent._mse_loss, rng]
+  batch_args = [states, jnp.asarray(batch['action']), next_states,
+                jnp.asarray(batch['reward']), jnp.asarray(batch['terminal']),
+                jnp.ones(len(batch['action']), np.float32), agent._support,
+                agent.cumulative_gamma, agent._double_dqn, agent._distributional,
+                agent._mse_loss]
   tau = getattr(agent, '_target_update_tau', None)
   if getattr(agent, 'uses_stock_update', True):  # True: Dopamine's own agent
-    call = lambda: full_rainbow_agent.train(*args)  # noqa: E731
+    call = lambda: full_rainbow_agent.train(  # noqa: E731
+        agent.network_def, agent.online_params, agent.target_network_params, agent.optimizer,
+        agent.optimizer_state, *batch_args, rng)
   else:
+    learner = agent.learner.replace(rng=rng)
     call = lambda: drq.train_with_plasticity(  # noqa: E731
-        *args, agent._grad_step, jnp.float32(tau or 1.0), use_ema=tau is not None,
-        ht_reset_period=agent._ht_reset_period, ht_reset_optimizer=agent._ht_reset_optimizer)
+        agent.network_def, agent.optimizer, learner, *batch_args, jnp.float32(tau or 1.0),
+        use_ema=tau is not None, ht_reset_period=agent._ht_reset_period,
+        ht_reset_optimizer=agent._ht_reset_optimizer)
   jax.block_until_ready(call())  # compiled
   start = time.perf_counter()
   for _ in range(num_updates):

@@ -56,6 +56,7 @@ class Learner:
     import jax
     import jax.numpy as jnp
     from agents import bbf_learning, bbf_networks
+    from agents.learner_state import LearnerState
     self.jax, self.jnp, self.bl = jax, jnp, bbf_learning
     network = bbf_networks.BBFNetwork(num_actions=num_actions, width_scale=width)
     frozen = () if spr_weight > 0 else bbf_learning.SPR_ONLY_PREFIXES
@@ -64,18 +65,17 @@ class Learner:
     self.config = bbf_learning.LearnerConfig(
         network=network, optimizer=optimizer, spr_weight=spr_weight,
         ht_reset_period=ht_reset_period, frozen_prefixes=frozen)
-    self.online = bbf_networks.init_params(network, jax.random.PRNGKey(0))
-    self.target = jax.tree_util.tree_map(jnp.copy, self.online)
-    self.state = optimizer.init(self.online)
-    self.rng = jax.random.PRNGKey(1)
-    self.step = jnp.zeros((), jnp.int32)
+    online = bbf_networks.init_params(network, jax.random.PRNGKey(0))
+    self.learner = LearnerState(
+        online=online, target=jax.tree_util.tree_map(jnp.copy, online),
+        opt_state=optimizer.init(online), grad_step=jnp.zeros((), jnp.int32),
+        rng=jax.random.PRNGKey(1))
     self.support = jnp.linspace(-10.0, 10.0, 51)
-    self.num_params = bbf_networks.count_params(self.online)
+    self.num_params = bbf_networks.count_params(online)
 
   def update(self, batches):
-    (self.online, self.target, self.state, self.rng, self.step, metrics) = (
-        self.bl.train_groups(self.config, self.online, self.target, self.state, batches,
-                             self.rng, self.step, self.support, self.jnp.float32(0.005)))
+    self.learner, metrics = self.bl.train_groups(self.config, self.learner, batches,
+                                                 self.support, self.jnp.float32(0.005))
     return metrics
 
   def time_updates(self, batches, calls: int) -> float:
@@ -83,7 +83,7 @@ class Learner:
     start = time.perf_counter()
     for _ in range(calls):
       self.update(batches)
-    self.jax.block_until_ready(self.online)
+    self.jax.block_until_ready(self.learner)
     groups = batches['state'].shape[0]
     return (time.perf_counter() - start) / (calls * groups)
 
@@ -94,10 +94,9 @@ class Learner:
 
     def reset():
       out = self.bl.reset_networks(
-          self.config.network, self.config.optimizer, self.online, self.target, self.state,
-          self.rng, 0.5, 0.5, sp_prefixes=sp, reinit_prefixes=reinit,
-          frozen_prefixes=self.frozen)
-      self.jax.block_until_ready(out[0])
+          self.config.network, self.config.optimizer, self.learner, 0.5, 0.5,
+          sp_prefixes=sp, reinit_prefixes=reinit, frozen_prefixes=self.frozen)
+      self.jax.block_until_ready(out)
     reset()  # compile
     start = time.perf_counter()
     for _ in range(repeats):
@@ -113,7 +112,7 @@ def bench_width(width: int, args) -> dict:
     learner = Learner(width, spr, period, args.num_actions)
     t0 = time.perf_counter()
     learner.update(batches)
-    jax.block_until_ready(learner.online)
+    jax.block_until_ready(learner.learner)
     print(f'width {width} {name}: compiled in {time.perf_counter() - t0:.1f} s',
           file=sys.stderr)
     learners[name] = learner
@@ -127,7 +126,7 @@ def bench_width(width: int, args) -> dict:
   # One H&T reset: the same update with a reset at every gradient step, minus the update.
   every_step = Learner(width, 0.0, 1, args.num_actions)
   every_step.update(batches)
-  jax.block_until_ready(every_step.online)
+  jax.block_until_ready(every_step.learner)
   with_reset = 1000 * statistics.median(
       [every_step.time_updates(batches, args.calls) for _ in range(args.rounds)])
   return {

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     bench_bbf.main(['--widths', str(args.bbf_width), '--rounds', '2', '--calls', '3',
                     '--out', args.out])
   with tempfile.TemporaryDirectory() as folder:
-    for agent, bindings in (('bbf_ssl_ht', [f'BBFAgent.width_scale = {args.bbf_width}']),
+    for agent, bindings in (('bbf_ssl_ht', [f'BBFSettings.width_scale = {args.bbf_width}']),
                             ('drq', [])):
       result = short_run(agent, args.steps, args.warmup, folder, bindings)
       report['runs'].append(result)

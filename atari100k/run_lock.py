@@ -40,7 +40,7 @@ class RunLock:
           f'{self.folder} is being run by another live process (pid {holder.get("pid", "?")} '
           f'on {holder.get("host", "?")}, since {holder.get("since", "?")}). Two processes '
           'writing one run folder would corrupt its checkpoint and results: wait for that run '
-          'to end (or stop it), or use another --seed or --base_dir.') from None
+          'to end (or stop it), or use another --seed or --runs.') from None
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps({'host': socket.gethostname(), 'pid': os.getpid(),
                              'since': time.strftime('%Y-%m-%d %H:%M:%S')}).encode())

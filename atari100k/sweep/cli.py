@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
   grid.add_argument('--gin', action='append', default=[], metavar='BINDINGS',
                     help="gin bindings for every run, 'A.b = 1;C.d = 2'; repeatable")
   grid.add_argument('--steps', type=int, help='agent steps per run, for try-outs (default 100k)')
-  grid.add_argument('--eval_episodes', '--eval-episodes', type=int, metavar='N',
+  grid.add_argument('--eval-episodes', '--eval_episodes', type=int, metavar='N',
                     help='evaluation episodes per run (default 100)')
   grid.add_argument('--list', action='store_true',
                     help='print one shell command per run (finished ones included) and stop')
@@ -124,7 +124,7 @@ def _check_numbers(args) -> None:
             (args.gpus_per_run >= 0, '--gpus-per-run must be 0 or more'),
             (args.steps is None or args.steps > 0, '--steps must be positive'),
             (args.eval_episodes is None or args.eval_episodes > 0,
-             '--eval_episodes must be positive'),
+             '--eval-episodes must be positive'),
             (args.cpus is None or args.cpus > 0, '--cpus must be positive'),
             (args.object_store_mb >= 80, '--object-store-mb must be at least 80 (Ray minimum)'),
             (args.stale_lock_hours > 0, '--stale-lock-hours must be positive'),

@@ -14,7 +14,6 @@ from atari100k.files import FAILED_FILE, RESULT_FILE, run_folder
 from atari100k.sweep.locks import read_json
 from common import seeds as seeds_lib
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # validation imports TensorFlow via Dopamine
 
 # Where the runs' commands start: ``python -m atari100k.run`` imports the repository from there.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,14 +45,14 @@ class Run:
   def argv(self, python: str) -> list[str]:
     """``python -m atari100k.run ...`` for this run; to be run in the repository root."""
     argv = [python, '-m', 'atari100k.run', '--agent', self.agent, '--game', self.game,
-            '--seed', str(self.seed), '--base_dir', self.base_dir]
+            '--seed', str(self.seed), '--runs', self.base_dir]
     if self.steps is not None:
       argv += ['--steps', str(self.steps)]
     if self.eval_episodes is not None:
-      argv += ['--eval_episodes', str(self.eval_episodes)]
+      argv += ['--eval-episodes', str(self.eval_episodes)]
     for binding in self.bindings:
-      argv += ['--gin_bindings', binding]
-    return argv + ['--no_progress']
+      argv += ['--gin', binding]
+    return argv + ['--no-progress']
 
   def shell_command(self, python: str = sys.executable, repo: str = REPO_ROOT) -> str:
     return f'cd {shlex.quote(repo)} && {shlex.join(self.argv(python))}'
