@@ -189,8 +189,3 @@ def init_params(network: BBFNetwork, rng, stack_size: int = 4, jumps: int = 5,
 
 def count_params(params) -> int:
   return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
-
-
-def part_sizes(params) -> dict:
-  """Number of parameters in each named part."""
-  return {name: count_params(params['params'][name]) for name in params['params']}

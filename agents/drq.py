@@ -261,11 +261,6 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
     """Dopamine's, with the frame kept as uint8 (``as_uint8_frame``): the replay stores it."""
     super()._record_observation(as_uint8_frame(observation))
 
-  @property
-  def plasticity_toggles_off(self) -> bool:
-    return (self.uses_stock_update and not self._sp_period and not self._head_reset_period
-            and not self._act_with_target)
-
   def _build_replay_buffer(self):
     if not self._fix_replay_pipeline:
       return super()._build_replay_buffer()

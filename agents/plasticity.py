@@ -225,22 +225,6 @@ def apply_if(predicate, fn: Callable[..., PyTree], *operands) -> PyTree:
   return out[0] if single else out
 
 
-def trees_equal(a: PyTree, b: PyTree) -> bool:
-  """Host-side check that two pytrees have identical structure and values (for tests/logs)."""
-  if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b):
-    return False
-  return all(bool(jnp.array_equal(x, y)) for x, y in
-             zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
-
-
-def count_selected(mask: PyTree, tree: PyTree) -> int:
-  """Number of scalar parameters selected by ``mask`` (for logs and docs)."""
-  return int(sum(x.size for m, x in zip(jax.tree_util.tree_leaves(mask),
-                                        jax.tree_util.tree_leaves(tree)) if m))
-
-
-
-
 def reset_network(params: PyTree, fresh: PyTree, *, shrink, perturb,
                   sp_prefixes: Sequence[str] | None = (),
                   reinit_prefixes: Sequence[str] | None = ()) -> PyTree:
@@ -306,4 +290,4 @@ def reset_learner(state: LearnerState, fresh_online: PyTree, fresh_target: PyTre
 __all__: Iterable[str] = (
     'leaf_paths', 'select_mask', 'ema_update', 'hare_tortoise_reset', 'shrink_perturb',
     'reinitialize', 'reset_optimizer_state', 'schedule_off', 'periodic', 'tortoise_step',
-    'apply_if', 'trees_equal', 'count_selected', 'reset_network', 'reset_learner')
+    'apply_if', 'reset_network', 'reset_learner')

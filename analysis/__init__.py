@@ -16,7 +16,7 @@ Modules, in the order the data flows:
 Package data (``analysis/data/``: the human/random table and published score files) is found
 relative to this file, so the package works from any working directory. ``analysis/examples/``
 holds the figures and table that the default command gives for the published DrQ_eps, SPR, DER
-and OTRainbow scores (shown in the README).
+and OTRainbow scores (shown in docs/analysis.md).
 """
 
 import os

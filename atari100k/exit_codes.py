@@ -1,5 +1,5 @@
 """Exit codes of ``python -m atari100k.run``, shared with the sweep (which must not import JAX
-or TensorFlow to read them). README lists them."""
+or TensorFlow to read them). docs/runner.md lists them."""
 
 FINISHED = 0            # the run trained, evaluated and wrote result.json
 ERROR = 1               # an unexpected error (a Python traceback)

@@ -4,7 +4,7 @@ Trains the named configuration (``gin/<agent>.gin``) for 100k agent steps on one
 evaluates it on 100 episodes and writes ``<runs>/<agent>/<Game>/seed_<k>/result.json``
 (plus config.gin, progress.csv, TensorBoard events, checkpoints). Re-running the same command
 after an interruption resumes from the last checkpoint. A run that diverges writes failed.json
-instead. Exit codes: ``atari100k.exit_codes`` (listed in --help and README). TensorFlow's, XLA's
+instead. Exit codes: ``atari100k.exit_codes`` (listed in --help and docs/runner.md). TensorFlow's, XLA's
 and gym's start-up messages are hidden unless ``-v`` is given (``common.quiet``).
 """
 

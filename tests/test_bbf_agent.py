@@ -13,8 +13,8 @@ import gin
 import numpy as np
 import pytest
 
-from agents import plasticity
 from atari100k import configs, files, run
+from tests import helpers
 
 BBF_AGENTS = ['bbf', 'bbf_ht', 'bbf_ssl', 'bbf_ssl_ht']
 TINY = ['BBFSettings.width_scale = 1',
@@ -125,14 +125,14 @@ def test_agent_trains_at_the_replay_ratio_and_resets_hare_to_tortoise():
   assert agent.gradient_steps == 2 * 9
   assert agent._replay.add_count == 110  # pylint: disable=protected-access
   # The last H&T reset was at gradient step 16; two more steps since: online != target.
-  assert not plasticity.trees_equal(agent.online_params, agent.target_network_params)
+  assert not helpers.trees_equal(agent.online_params, agent.target_network_params)
   feed_more = 3  # gradient steps 20, 22, 24: a reset at 24 makes online == target
   for _ in range(feed_more):
     agent.step()
     agent.log_transition(np.zeros((1, 84, 84, 1), np.uint8), np.array([0]), np.array([0.0]),
                          np.array([0.0]), np.array([0.0]))
   assert agent.gradient_steps == 24
-  assert plasticity.trees_equal(agent.online_params, agent.target_network_params)
+  assert helpers.trees_equal(agent.online_params, agent.target_network_params)
 
 
 def test_stored_steps_are_copies_of_what_the_runner_logged():
@@ -161,13 +161,13 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
   checkpoint_file.save(path, agent.checkpoint_state(), {'test': 1})
   twin = make_agent('bbf_ssl_ht', seed=1)
   twin.load_checkpoint_state(checkpoint_file.load(path)[1])
-  assert plasticity.trees_equal(agent.online_params, twin.online_params)
+  assert helpers.trees_equal(agent.online_params, twin.online_params)
   assert twin.gradient_steps == agent.gradient_steps and twin.training_steps == 104
   # Both continue from the same replay, parameters and RNG: the same next update.
   agent._replay.end_segment()  # pylint: disable=protected-access
   for a in (agent, twin):
     a._training_step_update()  # pylint: disable=protected-access
-  assert plasticity.trees_equal(agent.online_params, twin.online_params)
+  assert helpers.trees_equal(agent.online_params, twin.online_params)
 
 
 def test_bad_part_name_is_a_clear_error():

@@ -14,6 +14,7 @@ from agents import bbf_learning as bl
 from agents import bbf_networks as bn
 from agents import plasticity
 from agents.learner_state import LearnerState
+from tests import helpers
 
 SUPPORT = jnp.linspace(-10.0, 10.0, 51)
 TINY = dict(num_actions=4, width_scale=1, hidden_dim=32, stage_widths=(4, 8, 8), num_blocks=1)
@@ -50,7 +51,7 @@ def train(network, params, spr_weight, calls, ht_reset_period=0, groups=2):
         config, learner.replace(rng=jax.random.PRNGKey(call)),
         random_batches(groups, seed=call), SUPPORT, jnp.float32(0.005))
     history.append((int(learner.grad_step),
-                    plasticity.trees_equal(learner.online, learner.target), metrics))
+                    helpers.trees_equal(learner.online, learner.target), metrics))
   return learner.online, learner.target, learner.opt_state, optimizer, history
 
 
@@ -74,7 +75,7 @@ def tiny_params():
 def test_full_width_network_shapes_and_parameter_count():
   network = bn.BBFNetwork(num_actions=18, width_scale=4)
   params = jax.eval_shape(lambda r: bn.init_params(network, r), jax.random.PRNGKey(0))
-  sizes = bn.part_sizes(params)
+  sizes = helpers.part_sizes(params)
   # Impala stages 64/128/128 channels: 150,080 + 664,192 + 737,920.
   assert sizes['encoder'] == 1_552_192
   assert sizes['projection'] == 11 * 11 * 128 * 2048 + 2048 == 31_721_472
@@ -199,17 +200,17 @@ def test_spr_weight_zero_zeroes_the_loss_and_leaves_spr_parts_untouched(tiny_par
     np.testing.assert_allclose(metrics['loss'], np.asarray(metrics['dqn_loss']).mean(-1),
                                rtol=1e-5)
   for part in bn.SPR_ONLY_PARTS:
-    assert plasticity.trees_equal(online['params'][part], tiny_params['params'][part])
+    assert helpers.trees_equal(online['params'][part], tiny_params['params'][part])
   for part in ('encoder', 'projection', 'head'):
-    assert not plasticity.trees_equal(online['params'][part], tiny_params['params'][part])
+    assert not helpers.trees_equal(online['params'][part], tiny_params['params'][part])
   # ... and a periodic reset leaves them alone too.
   online, target, state, _ = reset_networks(
       tiny_network(), optimizer, online, target, state, jax.random.PRNGKey(9), 0.5, 0.5,
       sp_prefixes=('params/encoder',), reinit_prefixes=('params/projection', 'params/head'),
       frozen_prefixes=bl.SPR_ONLY_PREFIXES)
   for part in bn.SPR_ONLY_PARTS:
-    assert plasticity.trees_equal(online['params'][part], tiny_params['params'][part])
-    assert plasticity.trees_equal(target['params'][part], tiny_params['params'][part])
+    assert helpers.trees_equal(online['params'][part], tiny_params['params'][part])
+    assert helpers.trees_equal(target['params'][part], tiny_params['params'][part])
 
 
 def test_spr_weight_trains_the_spr_parts(tiny_params):
@@ -217,7 +218,7 @@ def test_spr_weight_trains_the_spr_parts(tiny_params):
   spr_loss = np.asarray(history[0][2]['spr_loss'])
   assert np.all(spr_loss > 0) and np.all(spr_loss <= 4.0)  # squared distance of unit vectors
   for part in bn.PART_NAMES:
-    assert not plasticity.trees_equal(online['params'][part], tiny_params['params'][part])
+    assert not helpers.trees_equal(online['params'][part], tiny_params['params'][part])
 
 
 def test_hare_tortoise_reset_every_n_gradient_steps(tiny_params):
@@ -248,7 +249,7 @@ def test_reset_shrinks_perturbs_reinitialises_and_keeps_exactly(tiny_params):
                                                      atol=1e-7),
           new['params'][part], old['params'][part], fresh['params'][part])
     for part in ('projection', 'predictor', 'head'):
-      assert plasticity.trees_equal(new['params'][part], fresh['params'][part])
+      assert helpers.trees_equal(new['params'][part], fresh['params'][part])
   # Every parameter was reset: the whole AdamW state is fresh, step count included.
   assert int(state[0].count) == 2 and int(new_state[0].count) == 0
   assert all(float(jnp.abs(m).max()) == 0.0 for m in jax.tree_util.tree_leaves(new_state[0].mu))
@@ -261,9 +262,9 @@ def test_partial_reset_keeps_the_other_parts_and_their_optimizer_state(tiny_para
       network, optimizer, online, target, state, jax.random.PRNGKey(3), 0.5, 0.5,
       sp_prefixes=(), reinit_prefixes=('params/head',))
   for part in ('encoder', 'transition_model', 'projection', 'predictor'):
-    assert plasticity.trees_equal(new_online['params'][part], online['params'][part])
-    assert plasticity.trees_equal(new_state[0].mu['params'][part], state[0].mu['params'][part])
-  assert not plasticity.trees_equal(new_online['params']['head'], online['params']['head'])
+    assert helpers.trees_equal(new_online['params'][part], online['params'][part])
+    assert helpers.trees_equal(new_state[0].mu['params'][part], state[0].mu['params'][part])
+  assert not helpers.trees_equal(new_online['params']['head'], online['params']['head'])
   assert all(float(jnp.abs(m).max()) == 0.0
              for m in jax.tree_util.tree_leaves(new_state[0].mu['params']['head']))
   assert int(new_state[0].count) == int(state[0].count)  # not every parameter was reset

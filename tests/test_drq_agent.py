@@ -19,6 +19,7 @@ from dopamine.labs.atari_100k import atari_100k_rainbow_agent
 from agents import plasticity
 from agents.drq import DrQAgent
 from atari100k import configs
+from tests import helpers
 
 NUM_ACTIONS = 4
 
@@ -43,14 +44,21 @@ def feed(agent, num_steps, seed=0, life_every=23, frame_dtype=np.uint8):
 
 
 def params_equal(a, b):
-  return plasticity.trees_equal(a, b)
+  return helpers.trees_equal(a, b)
+
+
+def plasticity_toggles_off(agent) -> bool:
+  """Every toggle of ``agent`` off: Dopamine's update, no S&P, no head reset, no target acting."""
+  # pylint: disable=protected-access
+  return (agent.uses_stock_update and not agent._sp_period and not agent._head_reset_period
+          and not agent._act_with_target)
 
 
 def test_toggles_off_matches_stock_dopamine_agent_bit_for_bit():
   parse_drq('DrQAgent.fix_replay_pipeline = False')
   stock = atari_100k_rainbow_agent.Atari100kRainbowAgent(num_actions=NUM_ACTIONS, seed=7)
   ours = DrQAgent(num_actions=NUM_ACTIONS, seed=7)
-  assert ours.plasticity_toggles_off
+  assert plasticity_toggles_off(ours)
   assert params_equal(stock.online_params, ours.online_params)
   feed(stock, 40)
   feed(ours, 40)

@@ -20,6 +20,7 @@ import pytest
 from flax.core import FrozenDict
 
 from agents import plasticity as P
+from tests import helpers
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -246,7 +247,7 @@ def test_hare_tortoise_reset_returns_tortoise():
   h, t = hare(), tortoise()
   new_hare = P.hare_tortoise_reset(h, t)
   assert_bits_identical(new_hare, t)
-  assert P.trees_equal(new_hare, t)
+  assert helpers.trees_equal(new_hare, t)
   assert_bits_identical(h, hare())  # inputs untouched
 
 
@@ -400,7 +401,7 @@ def test_reset_optimizer_state_mu_values_exact():
 def test_reset_optimizer_state_none_mask_returns_fresh_state():
   fresh_state, state = _adam_after_one_update(optax.adam(1e-3))
   out = P.reset_optimizer_state(state, fresh_state, None)
-  assert P.trees_equal(out, fresh_state)
+  assert helpers.trees_equal(out, fresh_state)
   assert int(_adam_substate(out).count) == 0
 
 
@@ -542,20 +543,20 @@ def test_reset_network_misspelt_prefix_raises():
 # --------------------------------------------------------------------------- trees_equal / count_selected
 
 def test_trees_equal():
-  assert P.trees_equal(hare(), hare())
-  assert not P.trees_equal(hare(), tortoise())
+  assert helpers.trees_equal(hare(), hare())
+  assert not helpers.trees_equal(hare(), tortoise())
   changed = hare()
   changed['params']['Dense_1']['bias'] = _f32([10.5])
-  assert not P.trees_equal(hare(), changed)
+  assert not helpers.trees_equal(hare(), changed)
   fewer = hare()
   del fewer['params']['Dense_1']
-  assert not P.trees_equal(hare(), fewer)
+  assert not helpers.trees_equal(hare(), fewer)
 
 
 def test_count_selected_counts_scalars():
   h = hare()
-  assert P.count_selected(P.select_mask(h, None), h) == 19
-  assert P.count_selected(P.select_mask(h, ()), h) == 0
-  assert P.count_selected(P.select_mask(h, ('params/Dense_',)), h) == 13   # 6+3 + 3+1
-  assert P.count_selected(P.select_mask(h, ('params/Conv_0/kernel',)), h) == 4
-  assert P.count_selected(P.select_mask(h, ('params/Conv_0', 'params/Dense_1/bias')), h) == 7
+  assert helpers.count_selected(P.select_mask(h, None), h) == 19
+  assert helpers.count_selected(P.select_mask(h, ()), h) == 0
+  assert helpers.count_selected(P.select_mask(h, ('params/Dense_',)), h) == 13   # 6+3 + 3+1
+  assert helpers.count_selected(P.select_mask(h, ('params/Conv_0/kernel',)), h) == 4
+  assert helpers.count_selected(P.select_mask(h, ('params/Conv_0', 'params/Dense_1/bias')), h) == 7

@@ -7,6 +7,7 @@ import pytest
 
 from agents import plasticity
 from warmstart import methods
+from tests import helpers
 
 
 def tree(a, b, c):
@@ -39,7 +40,7 @@ def test_shrink_perturb_preset_is_two_tenths_current_plus_eight_tenths_initial()
   # Bit-identical to the earlier spelling shrink=0.8, i.e. factors (1 - 0.8, 0.8): the same
   # float32 weights, so the study trains exactly as before the rename.
   before = plasticity.shrink_perturb(params, init, 1.0 - 0.8, 0.8)
-  assert plasticity.trees_equal(out, before)
+  assert helpers.trees_equal(out, before)
   assert not methods.parse_method('warm').uses_shrink_perturb
 
 

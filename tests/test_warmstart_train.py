@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import plasticity
 from warmstart import methods, models, train
+from tests import helpers
 
 
 @pytest.fixture(scope='module')
@@ -65,11 +65,11 @@ def test_hare_is_reset_to_the_tortoise_exactly_every_period(ht_trainer, data):
   state = ht_trainer.init_state(jax.random.PRNGKey(0))
   state = run_updates(ht_trainer, state, data, 2, ht_period=3)
   assert int(state.num_ht_resets) == 0
-  assert not plasticity.trees_equal(state.params, state.ema_params)
+  assert not helpers.trees_equal(state.params, state.ema_params)
   state = run_updates(ht_trainer, state, data, 1, ht_period=3)
   assert int(state.num_ht_resets) == 1
-  assert plasticity.trees_equal(state.params, state.ema_params)
-  assert plasticity.trees_equal(state.batch_stats, state.ema_batch_stats)
+  assert helpers.trees_equal(state.params, state.ema_params)
+  assert helpers.trees_equal(state.batch_stats, state.ema_batch_stats)
   state = run_updates(ht_trainer, state, data, 3, ht_period=3)
   assert int(state.num_ht_resets) == 2 and int(state.step) == 6
 
@@ -88,7 +88,7 @@ def test_scanned_calls_equal_single_update_calls(data):
   assert int(s1.step) == int(s4.step) == 4
   other, _, _ = four.train_call(four.init_state(jax.random.PRNGKey(0)), x, y, indices,
                                 jax.random.PRNGKey(10), 2, 0)
-  assert not plasticity.trees_equal(other.params, s4.params)  # the key matters (augmentation)
+  assert not helpers.trees_equal(other.params, s4.params)  # the key matters (augmentation)
 
 
 def test_start_phase_shrinks_resets_head_and_restarts_the_optimizer(data):
@@ -110,7 +110,7 @@ def test_start_phase_shrinks_resets_head_and_restarts_the_optimizer(data):
   assert int(adam_state.count) == 0
   assert all(float(jnp.abs(m).sum()) == 0 for m in jax.tree_util.tree_leaves(adam_state.mu))
   unchanged = trainer.start_phase(state, is_first=True)  # the first phase never shrinks
-  assert plasticity.trees_equal(unchanged.params, state.params)
+  assert helpers.trees_equal(unchanged.params, state.params)
 
 
 def test_the_predictor_is_the_ema_network_only_for_ema_methods(ht_trainer, data):

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Settings of the defaults: chosen so the default study finishes in minutes on 2 CPU cores.
 # Per-model defaults of --width, --train-examples, --epochs and --ema. The cnn's make the default
 # study: it shows the warm-start gap beyond the seed spread and finishes in minutes on 2 CPU
-# cores (README, "Warm-start study"). The others follow the paper (width 1, all data, EMA 0.999)
+# cores (docs/warmstart.md). The others follow the paper (width 1, all data, EMA 0.999)
 # with 20 epochs, the setting the project measured the MLP in first; the paper trains 100.
 MODEL_DEFAULTS = {
     'cnn': {'width': 0.5, 'train_examples': 20000, 'epochs': 10.0, 'ema': 0.99},
