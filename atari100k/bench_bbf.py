@@ -25,6 +25,8 @@ import statistics
 import sys
 import time
 
+from common import files
+
 CONFIGS = {  # name: (spr_weight, ht_reset_period), as in gin/bbf*.gin
     'bbf': (0.0, 0),
     'bbf_ht': (0.0, 4000),
@@ -182,8 +184,7 @@ def main(argv=None) -> int:
           f'{r["one_periodic_reset_ms"]["no_spr"]:.1f} ms (no SPR), '
           f'{r["one_periodic_reset_ms"]["spr"]:.1f} ms (SPR)')
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'bbf_bench.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+  files.write_atomically(os.path.join(args.out, 'bbf_bench.json'), json.dumps(report, indent=1))
   return 0
 
 

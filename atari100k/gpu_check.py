@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from common.files import write_atomically
 from common import quiet
 
 PAPER_GPU_HOURS = {'drq': 0.5, 'bbf': 1.4, 'bbf_ht': 1.4, 'bbf_ssl': 2.8, 'bbf_ssl_ht': 2.8}
@@ -105,8 +106,7 @@ def main(argv=None) -> int:
             f'-> a full run {result["projected_hours"]:.2f} h (paper: '
             f'{result["paper_gpu_hours"]} GPU h)', flush=True)
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'gpu_check.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+  write_atomically(os.path.join(args.out, 'gpu_check.json'), json.dumps(report, indent=1))
   return 0
 
 

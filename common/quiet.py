@@ -66,6 +66,11 @@ def configure(verbose: bool) -> None:
   _verbose = verbose
 
 
+def is_verbose() -> bool:
+  """The mode ``configure`` set (for an entry point that starts others, e.g. the GPU check)."""
+  return _verbose
+
+
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
   """Adds -v/--verbose, the same flag on every entry point that imports these libraries."""
   parser.add_argument('-v', '--verbose', action='store_true',
