@@ -13,6 +13,9 @@ DrQ(eps) configuration) and adds gin toggles, all off by default:
                           default): ``p <- sp_shrink p + sp_perturb p_fresh``, online and target.
 * ``head_reset_period``   re-initialise ``head_prefixes`` (the dense layers) every N agent steps,
                           online and target, and the Adam moments of those parameters.
+* ``augmentation``        'per_image' (Dopamine 4.1.2: a random shift per image) or
+                          'per_batch_2021' (Dopamine before February 2022, behind the published
+                          DrQ(eps) runs: one shift for the whole batch); ``agents.augmentation``.
 * ``act_with_target``     select actions with the target (Tortoise) network, as the paper does
                           for its predictions.
 * ``fix_replay_pipeline`` use ``agents.replay.EpisodeTransitionAccumulator`` instead of Dopamine
@@ -40,6 +43,7 @@ from dopamine.jax.replay_memory import replay_buffer
 from dopamine.jax.replay_memory import samplers
 from dopamine.labs.atari_100k import atari_100k_rainbow_agent
 
+from agents import augmentation as augmentation_lib
 from agents import checkpointing
 from agents import divergence
 from agents import plasticity
@@ -81,16 +85,17 @@ def train_with_plasticity(network_def, optimizer, state: LearnerState, states, a
     jax.jit,
     static_argnames=('network_def', 'optimizer', 'cumulative_gamma', 'double_dqn',
                      'distributional', 'mse_loss', 'use_ema', 'ht_reset_period',
-                     'ht_reset_optimizer', 'data_augmentation'),
+                     'ht_reset_optimizer', 'data_augmentation', 'augmentation'),
     donate_argnames=('state',))
 def augment_and_train(network_def, optimizer, state: LearnerState, raw_states, actions,
                       raw_next_states, rewards, terminals, loss_weights, support,
                       cumulative_gamma, double_dqn, distributional, mse_loss, tau, loss_watch,
                       pixel_scale, *, data_augmentation, use_ema, ht_reset_period,
-                      ht_reset_optimizer):
+                      ht_reset_optimizer, augmentation='per_image'):
   """The whole training step after sampling, in one jitted call: Dopamine's input scaling and
   augmentation (``preprocess_inputs_with_augmentation``'s steps, with the RNG split as
-  Dopamine's ``_training_step_update`` splits it), ``train_with_plasticity`` and the loss watch.
+  Dopamine's ``_training_step_update`` splits it; ``augmentation`` names the version of DrQ's
+  augmentation, ``agents.augmentation``), ``train_with_plasticity`` and the loss watch.
 
   The learner state is donated: XLA writes the new parameters and optimizer state in place
   (about 4% of a CPU step saved), and the caller's old arrays are deleted. Online and target
@@ -107,7 +112,7 @@ def augment_and_train(network_def, optimizer, state: LearnerState, raw_states, a
   def preprocess(x, key):
     out = x.astype(jnp.float32) / pixel_scale
     if data_augmentation:
-      out = atari_100k_rainbow_agent.drq_image_augmentation(key, out)
+      out = augmentation_lib.AUGMENTATIONS[augmentation](key, out)
     return out
   states, next_states = preprocess(raw_states, rng1), preprocess(raw_next_states, rng2)
   state, loss, mean_loss = train_with_plasticity(
@@ -186,6 +191,7 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
                head_prefixes: Sequence[str] = ('params/Dense_',),
                resets_stop_at: int = 100_000,
                act_with_target: bool = False,
+               augmentation: str = 'per_image',
                fix_replay_pipeline: bool = True,
                summary_writing_frequency: int = 1000,
                seed: int | None = None,
@@ -204,6 +210,8 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
         and the dueling streams).
       resets_stop_at: int, no S&P or head reset at or after this agent step.
       act_with_target: bool, act with the target (Tortoise) parameters.
+      augmentation: str, the version of DrQ's random shift ('per_image': Dopamine 4.1.2;
+        'per_batch_2021': one shift per batch, as the published DrQ(eps) runs had it).
       fix_replay_pipeline: bool, use the corrected n-step accumulator.
       summary_writing_frequency: int, gradient steps between TensorBoard loss scalars.
       seed: int, seeds initialisation, exploration and replay sampling.
@@ -223,10 +231,15 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
     self._head_prefixes = _as_prefixes(head_prefixes)
     self._resets_stop_at = int(resets_stop_at)
     self._act_with_target = bool(act_with_target)
+    self._augmentation = augmentation
     self._fix_replay_pipeline = bool(fix_replay_pipeline)
     self.reset_log = []  # (agent step, kind) of every S&P / head reset done
     super().__init__(num_actions=num_actions, seed=seed, summary_writer=summary_writer)
     self.summary_writing_frequency = int(summary_writing_frequency)
+    if augmentation != 'per_image':  # 'per_image' is Dopamine's own train_preprocess_fn
+      self.train_preprocess_fn = functools.partial(
+          augmentation_lib.preprocess, data_augmentation=self._data_augmentation,
+          augmentation=augmentation)
     self._loss_watch = divergence.LossWatch.create()
     self._pixel_scale = jnp.float32(255.0)  # traced divisor: see augment_and_train
     # The replay's frames, indexed across checkpoints: a save reads only the new elements.
@@ -240,6 +253,11 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
   def check_settings(cls, values: dict) -> None:
     """Raises ``settings.SettingError`` naming every setting out of its range."""
     settings.check('DrQAgent', values, cls.SETTING_RULES, cls.OPTIONAL_SETTINGS)
+    name = values.get('augmentation', 'per_image')
+    if name not in augmentation_lib.AUGMENTATIONS:
+      raise settings.SettingError(
+          f'DrQAgent.augmentation = {name!r}: must be one of '
+          + ', '.join(repr(n) for n in augmentation_lib.AUGMENTATIONS) + '.')
     if values.get('ht_reset_period') and values.get('target_update_tau') is None:
       raise settings.SettingError(
           'DrQAgent.ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '
@@ -294,7 +312,7 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
         self.cumulative_gamma, self._double_dqn, self._distributional, self._mse_loss,
         jnp.float32(self._target_update_tau if self._target_update_tau else 1.0),
         self._loss_watch, self._pixel_scale, data_augmentation=self._data_augmentation,
-        use_ema=self._target_update_tau is not None,
+        augmentation=self._augmentation, use_ema=self._target_update_tau is not None,
         ht_reset_period=self._ht_reset_period,
         ht_reset_optimizer=self._ht_reset_optimizer)
     if self._replay_scheme == 'prioritized':

@@ -292,10 +292,12 @@ def test_checkpoint_file_round_trip_continues_identically(tmp_path, bindings):
   assert params_equal(agent.target_network_params, twin.target_network_params)
 
 
-def test_fused_augmentation_equals_dopamines_host_side_preprocessing():
+@pytest.mark.parametrize('augmentation', ['per_image', 'per_batch_2021'])
+def test_fused_augmentation_equals_dopamines_host_side_preprocessing(augmentation):
   # pylint: disable=import-outside-toplevel,protected-access
   from agents import divergence, drq
-  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.ht_reset_period = 3')
+  parse_drq('DrQAgent.target_update_tau = 0.005', 'DrQAgent.ht_reset_period = 3',
+            f"DrQAgent.augmentation = '{augmentation}'")
   agent = DrQAgent(num_actions=NUM_ACTIONS, seed=5)
   feed(agent, 25)
   agent._sample_from_replay_buffer()
@@ -316,7 +318,7 @@ def test_fused_augmentation_equals_dopamines_host_side_preprocessing():
       batch['next_state'], batch['reward'], batch['terminal'], weights, agent._support,
       agent.cumulative_gamma, agent._double_dqn, agent._distributional, agent._mse_loss,
       jnp.float32(0.005), divergence.LossWatch.create(), jnp.float32(255.0),
-      data_augmentation=True, **statics)
+      data_augmentation=True, augmentation=augmentation, **statics)
   fused = (fused_state.opt_state, fused_state.online, fused_state.target, fused_loss,
            fused_mean_loss, fused_state.rng, fused_state.grad_step)
   for name, a, b in zip(['optimizer state', 'online', 'target', 'loss', 'mean loss', 'rng',
