@@ -389,9 +389,10 @@ def test_bbf_rr8_uneven_runs_keep_the_first_listed(tmp_path, capsys):
   np.testing.assert_array_equal(estimates.low, interval['BBF_RR8'][0])
   np.testing.assert_array_equal(estimates.high, interval['BBF_RR8'][1])
 
-  code, out, err = run_main(['--baselines', 'BBF_RR8', 'BBF', '--no-plots', '--out',
-                             str(tmp_path)] + FAST, capsys)
+  code, out, err = run_main(['--baselines', 'BBF_RR8', 'BBF', '--out', str(tmp_path)] + FAST,
+                            capsys)
   assert code == 0, err
+  assert (tmp_path / 'per_game_scores.png').stat().st_size > 5000  # the plots take it too
   line = next(line for line in out.splitlines() if line.startswith('BBF_RR8'))
   assert line.split()[-4:] == ['26', '52-60', '(52', 'used)']
   assert ('BBF_RR8: unequal seed counts per game (52-60). rliable needs a rectangular runs x '
