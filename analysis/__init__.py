@@ -11,6 +11,8 @@ Modules, in the order the data flows:
 * ``report``: the table (terminal text, CSV, Markdown).
 * ``plots``: interval estimates, performance profiles, per-game scores, probability of improvement
   (PNG and PDF, matplotlib's Agg backend).
+* ``paper_table``: the Hare & Tortoise paper's Table 1 (its own numbers), printed under ours by
+  ``--paper-table``.
 * ``aggregate``: the command line, ``python -m analysis.aggregate RUNS_DIR [options]``.
 
 Package data (``analysis/data/``: the human/random table and published score files) is found

@@ -6,7 +6,8 @@ published baselines shipped with the package (--baselines) and score files in th
 {"Game": [raw score per run, ...]} JSON format (--score-files, agent named after the file stem).
 Prints the table and writes, into --out: results.csv, results.md, per_game_scores.csv and
 interval_estimates, performance_profiles, per_game_scores, probability_of_improvement as PNG
-and PDF.
+and PDF. With --paper-table, the Hare & Tortoise paper's Table 1 (its own numbers) is printed
+under ours and written beside it (paper_table1.txt, paper_table1.md).
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
           '\n\n'
           'outputs (in --out): results.txt/.md/.csv (the table), per_game_scores.csv, and as PNG\n'
           'and PDF: interval_estimates, performance_profiles, per_game_scores,\n'
-          'probability_of_improvement.\n\n'
+          'probability_of_improvement; with --paper-table also paper_table1.txt/.md.\n\n'
           'Unequal seed counts: rliable needs a runs x games matrix, so an agent with different\n'
           'numbers of runs on different games is aggregated over its n lowest-numbered seeds of\n'
-          'every game (n = its smallest count); the table says so ("3-5 (3 used)").\n'
+          'every game (score files and published baselines: the first n listed; n = its\n'
+          'smallest count); the table says so ("3-5 (3 used)"), e.g. BBF_RR8\'s 52-60 runs.\n'
           'Bad input (a game missing for an agent without --common-games, NaN or non-numeric\n'
           'scores, unknown games or baselines, no result.json) exits with status 2.\n\n'
           'examples:\n'
           '  python -m analysis.aggregate runs/ --baselines DrQ_eps SPR\n'
           '  python -m analysis.aggregate --baselines DrQ_eps SPR DER OTRainbow --out /tmp/a\n'
+          '  python -m analysis.aggregate runs/ --baselines BBF BBF_noSPR --paper-table\n'
           '  python -m analysis.aggregate runs/ --score-files my_agent.json --common-games \\\n'
           '      --compare my_agent DrQ_eps --reps 10000'))
   parser.add_argument('runs_dir', nargs='?', metavar='RUNS_DIR',
@@ -80,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                       dest='reference',
                       help='hand rliable\'s own metric functions to its bootstrap instead of the '
                            'bit-for-bit equal fast versions (same numbers, several times slower)')
+  parser.add_argument('--paper-table', '--paper_table', action='store_true', dest='paper_table',
+                      help='print the Hare & Tortoise paper\'s Table 1 (the paper\'s point '
+                           'estimates and GPU hours, with the named configuration and published '
+                           'baseline of each row) under our table, and write it as '
+                           'paper_table1.txt/.md')
   parser.add_argument('--no-plots', '--no_plots', action='store_true', dest='no_plots',
                       help='write the table only')
   parser.add_argument('--skip-failed', '--skip_failed', action='store_true', dest='skip_failed',
@@ -165,10 +173,16 @@ def main(argv=None) -> int:
   table = report.build_table(matrices, results, args.reps, args.curve_reps, args.seed,
                              all_games=all_games, summary=summary)
   text = report.to_text(table)
+  outputs = [('results.txt', text), ('results.md', report.to_markdown(table)),
+             ('results.csv', report.to_csv(table)),
+             ('per_game_scores.csv', report.per_game_csv(matrices))]
+  if args.paper_table:
+    from analysis import paper_table  # pylint: disable=import-outside-toplevel
+    paper_text = paper_table.to_text()
+    outputs += [(f'{paper_table.FILE_STEM}.txt', paper_text),
+                (f'{paper_table.FILE_STEM}.md', paper_table.to_markdown())]
   written = []
-  for name, content in (('results.txt', text), ('results.md', report.to_markdown(table)),
-                        ('results.csv', report.to_csv(table)),
-                        ('per_game_scores.csv', report.per_game_csv(matrices))):
+  for name, content in outputs:
     path = os.path.join(out, name)
     write_atomically(path, content)
     written.append(path)
@@ -177,6 +191,8 @@ def main(argv=None) -> int:
     subtitle = f'{len(games)} games' + (' in common' if all_games > len(games) else '')
     written += plots.write_all(matrices, results, out, subtitle)
   print(text)
+  if args.paper_table:
+    print(paper_text)
   print('Wrote ' + ', '.join(os.path.basename(p) for p in written) + f' into {out}/')
   print(f'Took {time.perf_counter() - start:.1f} s (loading and bootstrap {bootstrap_s:.1f} s).',
         file=sys.stderr)

@@ -34,10 +34,21 @@ def _listing(items: list[str]) -> str:
 
 @dataclasses.dataclass
 class Table:
-  """Rows of formatted cells, numeric records for the CSV, and footnotes."""
+  """Rows of formatted cells, numeric records for the CSV, and footnotes.
+
+  Attributes:
+    rows: one list of cells per row, in the order of ``columns``.
+    records: one dict per row for the CSV.
+    footnotes: numbered under the table.
+    columns: the header.
+    left_columns: how many leading columns hold text (left-aligned in Markdown); the rest are
+      numbers (right-aligned).
+  """
   rows: list[list[str]]
   records: list[dict]
   footnotes: list[str]
+  columns: tuple[str, ...] = COLUMNS
+  left_columns: int = 2
 
 
 def build_table(matrices: list[AgentMatrix], results: metrics_lib.Results, reps: int,
@@ -83,10 +94,13 @@ def build_table(matrices: list[AgentMatrix], results: metrics_lib.Results, reps:
     if not matrix.equal_seeds:
       extra = [f'{g} {n - matrix.runs_used}' for g, n in matrix.run_counts.items()
                if n > matrix.runs_used]
+      # Score files have no seed numbers: their runs are ranked by position in the file.
+      kept = ('lowest-numbered seeds' if matrix.source == 'runs' else
+              'runs listed first in its file')
       notes.append(
           f'{matrix.name}: unequal seed counts per game ({matrix.runs_label().split()[0]}). '
           f'rliable needs a rectangular runs x games matrix (every game weighs the same), so '
-          f'the {matrix.runs_used} lowest-numbered seeds of each game are used and '
+          f'the {matrix.runs_used} {kept} for each game are used and '
           f'{matrix.runs_left_out} run(s) are left out (per game: {_listing(extra)}).')
     if matrix.runs_used == 1:
       notes.append(f'{matrix.name}: one run per game, so the bootstrap has nothing to resample: '
@@ -118,8 +132,8 @@ def build_table(matrices: list[AgentMatrix], results: metrics_lib.Results, reps:
 
 def to_text(table: Table) -> str:
   """Aligned columns for the terminal, then the numbered footnotes."""
-  cells = [list(COLUMNS)] + table.rows
-  widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+  cells = [list(table.columns)] + table.rows
+  widths = [max(len(row[i]) for row in cells) for i in range(len(table.columns))]
   lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
   lines.insert(1, '  '.join('-' * w for w in widths))
   lines.append('')
@@ -133,8 +147,9 @@ def _escape_markdown(text: str) -> str:
 
 def to_markdown(table: Table) -> str:
   """A GitHub-flavoured Markdown table with the footnotes below it."""
-  lines = ['| ' + ' | '.join(COLUMNS) + ' |',
-           '|' + '|'.join(['---'] * 2 + ['--:'] * (len(COLUMNS) - 2)) + '|']
+  lines = ['| ' + ' | '.join(table.columns) + ' |',
+           '|' + '|'.join(['---'] * table.left_columns +
+                          ['--:'] * (len(table.columns) - table.left_columns)) + '|']
   lines += ['| ' + ' | '.join(_escape_markdown(c) for c in row) + ' |' for row in table.rows]
   lines.append('')
   lines += [f'{i}. {_escape_markdown(note)}' for i, note in enumerate(table.footnotes, 1)]

@@ -1,17 +1,21 @@
 """Tests of ``analysis/``: human normalization, the four aggregates and their intervals against
-rliable's own functions, the table over synthetic run folders, bad input, and the plots."""
+rliable's own functions, the table over synthetic run folders, bad input, the plots, the
+published BBF baselines against the paper's Table 1, and the paper's table (--paper-table)."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from analysis import aggregate, loading, metrics, normalization
+from analysis import aggregate, loading, metrics, normalization, paper_table
+from atari100k import configs
 from tests import helpers
 
 RLIABLE_AGGREGATES = (rly_metrics.aggregate_iqm, rly_metrics.aggregate_median,
@@ -23,13 +27,14 @@ def rliable_statistic(scores):
   return np.array([f(scores) for f in RLIABLE_AGGREGATES])
 
 
-def published_matrix(name):
-  """Normalized runs x games matrix of a shipped baseline, computed here without ``loading``."""
+def published_matrix(name, runs=None):
+  """Normalized runs x games matrix of a shipped baseline, computed here without ``loading``
+  (``runs``: keep the first ``runs`` listed for each game)."""
   with open(os.path.join(loading.PUBLISHED_DIR, f'{name}.json')) as f:
     raw = json.load(f)
   with open(normalization.HUMAN_RANDOM_CSV) as f:
     table = {r['game']: (float(r['random']), float(r['human'])) for r in csv.DictReader(f)}
-  matrix = np.array([[(s - table[g][0]) / (table[g][1] - table[g][0]) for s in raw[g]]
+  matrix = np.array([[(s - table[g][0]) / (table[g][1] - table[g][0]) for s in raw[g][:runs]]
                      for g in table]).T
   # C order, like the package's matrices: numpy's sums over an axis follow the memory layout,
   # so rliable's median and mean of a Fortran-ordered copy can differ in the last bit.
@@ -321,3 +326,138 @@ def test_unequal_published_run_counts_across_agents(capsys, tmp_path):
   assert code == 0, err
   assert out.splitlines()[3].split()[-1] == '5'
   assert not math.isnan(float(out.splitlines()[3].split()[2]))
+
+
+# ------------------------------------------------------------------ BBF and the paper's Table 1
+# The paper's Table 1 rows (IQM, median, mean, optimality gap) that the public BBF code's runs at
+# replay ratio 2 reproduce: "BBF" with SSL from BBF.json, "BBF" without it from BBF_noSPR.json.
+PAPER_BBF_ROWS = {'BBF': (0.940, 0.755, 2.175, 0.377), 'BBF_noSPR': (0.826, 0.711, 1.737, 0.397)}
+# The whole table as the paper prints it: row, configuration, published baseline, GPU hours, IQM,
+# median, mean, optimality gap.
+PAPER_TABLE1 = [
+    ('DrQ', 'drq', '', '0.5', '0.243', '0.193', '0.468', '0.642'),
+    ('DrQ, S&P', 'drq_sp', '', '', '0.139', '0.138', '0.458', '0.728'),
+    ('DrQ, H&T', 'drq_ht', '', '', '0.287', '0.260', '0.471', '0.617'),
+    ('DrQ, HR 20k', 'drq_hr20k', '', '', '0.332', '0.254', '0.694', '0.580'),
+    ('DrQ, HR 40k', 'drq_hr40k', '', '', '0.288', '0.241', '0.532', '0.607'),
+    ('DrQ, HR 40k, H&T', 'drq_hr40k_ht', '', '', '0.328', '0.329', '0.584', '0.583'),
+    ('BBF (S&P, HR)', 'bbf', 'BBF_noSPR', '1.4', '0.826', '0.711', '1.737', '0.397'),
+    ('BBF (S&P, HR), H&T', 'bbf_ht', '', '', '0.891', '0.749', '1.719', '0.372'),
+    ('BBF (S&P, HR), SSL', 'bbf_ssl', 'BBF', '2.8', '0.940', '0.755', '2.175', '0.377'),
+]
+
+
+def test_bbf_baselines_reproduce_the_papers_rows(tmp_path, capsys):
+  """Through the command line's code path: the table's CSV holds rliable's point estimates."""
+  code, out, err = run_main(['--baselines', 'BBF', 'BBF_noSPR', '--no-plots', '--out',
+                             str(tmp_path)] + FAST, capsys)
+  assert code == 0, err
+  with open(tmp_path / 'results.csv') as f:
+    rows = {r['agent']: r for r in csv.DictReader(f)}
+  paper = {r.baseline: r for r in paper_table.TABLE1 if r.baseline}
+  assert sorted(paper) == sorted(PAPER_BBF_ROWS)
+  for name, expected in PAPER_BBF_ROWS.items():
+    row = rows[name]
+    assert (row['games'], row['runs_min'], row['runs_max']) == ('26', '14', '14')
+    values = [float(row[k]) for k in ('iqm', 'median', 'mean', 'optimality_gap')]
+    assert [round(v, 3) for v in values] == list(expected)
+    # the package's copy of the paper's table names the baseline of the same numbers
+    assert [paper[name].iqm, paper[name].median, paper[name].mean,
+            paper[name].optimality_gap] == [f'{v:.3f}' for v in values]
+    assert values == list(metrics.point_estimates(published_matrix(name)))
+
+
+def test_bbf_rr8_uneven_runs_keep_the_first_listed(tmp_path, capsys):
+  """BBF_RR8 has 52-60 runs per game: the first 52 listed of each game are aggregated
+  (truncated, never padded), and rliable's stratified bootstrap resamples those 52 per game."""
+  agent = loading.load_baseline('BBF_RR8')
+  counts = {g: len(v) for g, v in agent.scores.items()}
+  assert len(counts) == 26 and (min(counts.values()), max(counts.values())) == (52, 60)
+  (matrix,), games = loading.build_matrices([agent])
+  assert matrix.scores.shape == (52, 26) and games == list(normalization.games())
+  expected = published_matrix('BBF_RR8', runs=52)
+  np.testing.assert_array_equal(matrix.scores, expected)
+  assert matrix.runs_label() == '52-60 (52 used)'
+  assert matrix.runs_left_out == sum(counts.values()) - 52 * 26 == 156
+  assert round(rly_metrics.aggregate_iqm(matrix.scores), 3) == 1.033
+
+  estimates = metrics.aggregate_estimates('BBF_RR8', matrix.scores, reps=100, seed=5)
+  np.random.seed(5)
+  point, interval = rly.get_interval_estimates({'BBF_RR8': expected}, rliable_statistic,
+                                               reps=100)
+  np.testing.assert_array_equal(estimates.point, point['BBF_RR8'])
+  np.testing.assert_array_equal(estimates.low, interval['BBF_RR8'][0])
+  np.testing.assert_array_equal(estimates.high, interval['BBF_RR8'][1])
+
+  code, out, err = run_main(['--baselines', 'BBF_RR8', 'BBF', '--out', str(tmp_path)] + FAST,
+                            capsys)
+  assert code == 0, err
+  assert (tmp_path / 'per_game_scores.png').stat().st_size > 5000  # the plots take it too
+  line = next(line for line in out.splitlines() if line.startswith('BBF_RR8'))
+  assert line.split()[-4:] == ['26', '52-60', '(52', 'used)']
+  assert ('BBF_RR8: unequal seed counts per game (52-60). rliable needs a rectangular runs x '
+          'games matrix (every game weighs the same), so the 52 runs listed first in its file '
+          'for each game are used and 156 run(s) are left out (per game: Alien 4, Amidar 8,'
+          ) in out
+
+
+def test_bbf_baselines_are_listed_and_misspellings_suggested(capsys):
+  assert {'BBF', 'BBF_noSPR', 'BBF_RR8'} <= set(loading.available_baselines())
+  code, _, err = run_main(['--baselines', 'bbf_nospr'] + FAST, capsys)
+  assert code == 2 and "Unknown baseline 'bbf_nospr'. Did you mean 'BBF_noSPR'?" in err
+  code, _, err = run_main(['--baselines', 'BBF_RR4'] + FAST, capsys)
+  assert code == 2 and "Did you mean 'BBF_RR8'?" in err
+  with pytest.raises(SystemExit):
+    aggregate.main(['--help'])
+  assert 'BBF, BBF_RR8, BBF_noSPR' in capsys.readouterr().out
+
+
+def test_paper_table_rows_name_real_configurations_and_baselines():
+  assert [dataclasses.astuple(r) for r in paper_table.TABLE1] == PAPER_TABLE1
+  assert {r.agent for r in paper_table.TABLE1} <= set(configs.available_agents())
+  assert {r.baseline for r in paper_table.TABLE1} - {''} <= set(loading.available_baselines())
+
+
+def test_paper_table_under_ours_and_nothing_changes_without_it(tmp_path, capsys):
+  with_dir, without_dir = tmp_path / 'with', tmp_path / 'without'
+  argv = ['--baselines', 'BBF_noSPR', 'BBF', '--no-plots'] + FAST
+  code, out, err = run_main(argv + ['--paper-table', '--out', str(with_dir)], capsys)
+  assert code == 0, err
+  code, plain, err = run_main(argv + ['--out', str(without_dir)], capsys)
+  assert code == 0, err
+
+  title = "The paper's Table 1 (the paper's own numbers, not computed here)"
+  lines = out.splitlines()
+  ours_at = next(i for i, line in enumerate(lines) if line.startswith('BBF_noSPR'))
+  assert lines.index(title) > ours_at  # under our table
+  header = lines[lines.index(title) + 2]
+  assert re.split(r'\s{2,}', header)[:4] == [
+      'Row (paper)', 'Configuration', 'Published scores', 'GPU hours']
+  for row, agent, baseline, hours, *values in PAPER_TABLE1:
+    line = next(line for line in lines if line.startswith(row + '  '))
+    assert line.split('  ')[0] == row
+    assert [c for c in line[len(row):].split(' ') if c] == [
+        c for c in (agent, baseline, hours, *values) if c]
+  assert '(Lee et al., ICML 2024)' in out and 'exactly as the paper prints them' in out
+  assert 'BBF_noSPR gives "BBF (S&P, HR)", BBF gives "BBF (S&P, HR), SSL"' in out
+  assert 'paper_table1.txt, paper_table1.md into' in out
+
+  paper_text = (with_dir / 'paper_table1.txt').read_text()
+  assert paper_text.startswith(title + '\n\n') and paper_text + '\n' in out
+  markdown = (with_dir / 'paper_table1.md').read_text()
+  assert markdown.startswith(f'**{title}**\n\n| Row (paper) | Configuration | Published scores '
+                             '| GPU hours | IQM | Median | Mean | Optimality gap |\n'
+                             '|---|---|---|--:|--:|--:|--:|--:|\n')
+  assert '| BBF (S&P, HR), SSL | bbf_ssl | BBF | 2.8 | 0.940 | 0.755 | 2.175 | 0.377 |' in markdown
+
+  # without the option: the same table and files, and no trace of the paper's
+  assert sorted(os.listdir(with_dir)) == sorted(os.listdir(without_dir) +
+                                                ['paper_table1.txt', 'paper_table1.md'])
+  for name in os.listdir(without_dir):
+    assert (with_dir / name).read_bytes() == (without_dir / name).read_bytes(), name
+
+  def drop_wrote(text):  # the "Wrote ..." line names the folder and the files
+    return [line for line in text.splitlines() if not line.startswith('Wrote ')]
+
+  assert drop_wrote(out.replace(paper_text + '\n', '', 1)) == drop_wrote(plain)
+  assert not [line for line in drop_wrote(plain) if 'paper' in line.lower()]
