@@ -59,6 +59,25 @@ def _prefixes(parts: Sequence[str]) -> tuple:
   return tuple(f'params/{part}' for part in parts)
 
 
+def priority_update(rule: str, keys, dqn_loss):
+  """The (keys, priorities) a gradient call writes back to the prioritized replay.
+
+  Args:
+    rule: 'public_code' or 'per_sample' (``BBFSettings.priority_update``).
+    keys: the G x B sampled keys, in sampling order.
+    dqn_loss: array (G, B), each sample's C51 loss.
+  Returns:
+    'per_sample': every key with sqrt(its loss + 1e-10). 'public_code': the first G keys with
+    sqrt(group g's batch-mean loss + 1e-10), as the public code's ``zip(indices, priorities)``
+    over G*B indices and G batch-mean losses.
+  """
+  keys = onp.asarray(keys).reshape(-1)
+  if rule == 'per_sample':
+    return keys, onp.sqrt(dqn_loss.reshape(-1) + 1e-10)
+  group_means = dqn_loss.reshape(dqn_loss.shape[0], -1).mean(axis=1)
+  return keys[:len(group_means)], onp.sqrt(group_means + 1e-10)
+
+
 def _padded_size(n: int) -> int:
   """Next power of two: acting on 100, 99, ... evaluation envs compiles 8 shapes, not 100."""
   return 1 << max(0, (n - 1).bit_length())
@@ -103,6 +122,14 @@ class BBFSettings:
     ht_reset_period: int, gradient steps between Hare & Tortoise resets (0 = off; paper 4000).
     ht_reset_optimizer: bool, fresh optimizer state at an H&T reset.
     summary_writing_frequency: int, gradient steps between TensorBoard scalars.
+    priority_update: str, what a gradient step writes back to the prioritized replay:
+      'public_code' (as the public BBF code does: its loss reports one batch-mean C51 loss per
+      grouped batch, and its ``set_priority`` zips the G*B sampled keys with those G values, so
+      only the first G sampled transitions get a priority, sqrt(batch-mean loss + 1e-10); all
+      others keep the one they were added with) or 'per_sample' (each sampled transition
+      gets sqrt(its own C51 loss + 1e-10): prioritized replay as Schaul et al. define it).
+    crop_positions: int, random-shift offsets per axis of the augmentation: 8 = 0..7, the
+      public code's (an exclusive maximum), or 9 = 0..8, every offset the 4-pixel padding allows.
   """
   width_scale: int = 4
   stage_widths: tuple = (16, 32, 32)
@@ -140,7 +167,10 @@ class BBFSettings:
   ht_reset_period: int = 0
   ht_reset_optimizer: bool = False
   summary_writing_frequency: int = 1000
+  priority_update: str = 'public_code'
+  crop_positions: int = 8
 
+  PRIORITY_UPDATES: ClassVar[tuple] = ('public_code', 'per_sample')
   SETTING_RULES: ClassVar[dict] = {
       'width_scale': settings.POSITIVE_INT,
       'hidden_dim': settings.POSITIVE_INT,
@@ -167,6 +197,7 @@ class BBFSettings:
       'perturb_factor': settings.FRACTION,
       'ht_reset_period': settings.PERIOD,
       'summary_writing_frequency': settings.POSITIVE_INT,
+      'crop_positions': settings.POSITIVE_INT,
   }
 
   def __post_init__(self):
@@ -188,6 +219,16 @@ class BBFSettings:
       raise settings.SettingError(
           f'Need BBFSettings.update_horizon ({low}) <= BBFSettings.max_update_horizon '
           f'({high}).')
+    update = values.get('priority_update', 'public_code')
+    if update not in cls.PRIORITY_UPDATES:
+      raise settings.SettingError(
+          f'BBFSettings.priority_update = {update!r}: must be one of '
+          + ', '.join(repr(u) for u in cls.PRIORITY_UPDATES) + '.')
+    positions = values.get('crop_positions', 8)
+    if settings.POSITIVE_INT[0](positions) and positions > 9:
+      raise settings.SettingError(
+          f'BBFSettings.crop_positions = {positions}: must be at most 9 (the padding is 4 '
+          'pixels: offsets 0..8).')
     scheme = values.get('replay_scheme', 'prioritized')
     if scheme not in ('prioritized', 'uniform'):
       raise settings.SettingError(
@@ -234,7 +275,7 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
         network=self.network_def, optimizer=self.optimizer, spr_weight=s.spr_weight,
         double_dqn=s.double_dqn, data_augmentation=s.data_augmentation,
         ht_reset_period=s.ht_reset_period, ht_reset_optimizer=s.ht_reset_optimizer,
-        frozen_prefixes=self._frozen_prefixes)
+        frozen_prefixes=self._frozen_prefixes, crop_positions=s.crop_positions)
 
   @property
   def width_scale(self) -> int:
@@ -319,8 +360,8 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
     self._loss_watch = divergence.observe_loss(self._loss_watch, metrics['loss'],
                                                self.learner.grad_step)
     if self.settings.replay_scheme == 'prioritized':
-      dqn_loss = onp.asarray(metrics['dqn_loss']).reshape(-1)
-      self._replay.update_priorities(keys, onp.sqrt(dqn_loss + 1e-10))
+      self._replay.update_priorities(*priority_update(
+          self.settings.priority_update, keys, onp.asarray(metrics['dqn_loss'])))
     if self.gradient_steps % self.summary_writing_frequency < self.settings.batches_to_group:
       self._write_summaries(metrics)
 

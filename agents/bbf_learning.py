@@ -70,19 +70,35 @@ def gamma_at(cycle_step: int, cycle_steps: int, min_gamma: float, max_gamma: flo
 
 # --------------------------------------------------------------------------- pieces
 
-def augment(rng, images: jnp.ndarray, pad: int = 4, intensity_scale: float = 0.05):
-  """DrQ augmentation of float images (..., H, W, C): each image its own crop and intensity."""
+def augment(rng, images: jnp.ndarray, pad: int = 4, intensity_scale: float = 0.05,
+            crop_positions: int | None = None):
+  """DrQ augmentation of float images (..., H, W, C): each image its own crop and intensity.
+
+  As the public BBF code's ``spr_networks.drq_image_aug`` (Dopamine 4.1.2's
+  ``drq_image_augmentation``), bit for bit with the default ``crop_positions``: edge padding by
+  ``pad``, a crop back to (H, W) at offsets drawn from ``0 .. crop_positions - 1`` on each axis,
+  intensity ``1 + intensity_scale * clip(N(0, 1), -2, 2)`` per image; the key split the same
+  way (intensity from the first half, the offsets from the second).
+
+  Args:
+    crop_positions: int, offsets per axis; None = ``2 pad``, the public code's (its exclusive
+      ``maxval`` leaves out the last offset, 8); ``2 pad + 1`` draws every offset the padding
+      allows (``BBFSettings.crop_positions = 9``).
+  """
+  positions = 2 * pad if crop_positions is None else crop_positions
   shape = images.shape
   flat = images.reshape(-1, *shape[-3:])
   n, height, width, channels = flat.shape
   padded = jnp.pad(flat, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='edge')
-  rng_x, rng_y, rng_i = jax.random.split(rng, 3)
-  xs = jax.random.randint(rng_x, (n,), 0, 2 * pad + 1)
-  ys = jax.random.randint(rng_y, (n,), 0, 2 * pad + 1)
+  rng_intensity, rng_crop = jax.random.split(rng, 2)
+  rng_x, rng_y = jax.random.split(rng_crop, 2)
+  xs = jax.random.randint(rng_x, (n,), 0, positions)
+  ys = jax.random.randint(rng_y, (n,), 0, positions)
   crop = jax.vmap(lambda img, x, y: jax.lax.dynamic_slice(
       img, (x, y, 0), (height, width, channels)))
   cropped = crop(padded, xs, ys)
-  noise = 1.0 + intensity_scale * jnp.clip(jax.random.normal(rng_i, (n, 1, 1, 1)), -2.0, 2.0)
+  noise = 1.0 + intensity_scale * jnp.clip(
+      jax.random.normal(rng_intensity, (n, 1, 1, 1)), -2.0, 2.0)
   return (cropped * noise).reshape(shape)
 
 
@@ -130,6 +146,7 @@ class LearnerConfig:
   ht_reset_period: int = 0
   ht_reset_optimizer: bool = False
   frozen_prefixes: tuple = ()  # parameters never changed (SPR parts when spr_weight == 0)
+  crop_positions: int | None = None  # augmentation offsets per axis (``augment``)
 
 
 # --------------------------------------------------------------------------- the update
@@ -141,8 +158,8 @@ def _batch_losses(params, target_params, batch, rng, support, config: LearnerCon
   next_states = batch['next_state'].astype(jnp.float32) / 255.0  # (B, H, W, C)
   if config.data_augmentation:
     rng_s, rng_n = jax.random.split(rng)
-    states = augment(rng_s, states)
-    next_states = augment(rng_n, next_states)
+    states = augment(rng_s, states, crop_positions=config.crop_positions)
+    next_states = augment(rng_n, next_states, crop_positions=config.crop_positions)
   batch_size = states.shape[0]
   rows = jnp.arange(batch_size)
 

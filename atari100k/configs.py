@@ -118,20 +118,26 @@ def parse_agent_config(name: str, bindings=()) -> None:
   import_configurables()
   gin.clear_config()
   gin.add_config_file_search_path(GIN_DIR)
-  quiet = logging.getLogger().level
+  level = logging.getLogger().level
   logging.getLogger().setLevel(logging.CRITICAL)  # gin logs each include path it tries
   try:
     gin.parse_config_file(path)
+    for binding in bindings:
+      _parse_binding(binding, path)
   finally:
-    logging.getLogger().setLevel(quiet)
-  for binding in bindings:
-    try:
-      gin.parse_config(binding)
-    except (ValueError, SyntaxError, KeyError) as e:
-      message = str(e).strip().splitlines()[0].rstrip('.')
-      raise ConfigError(
-          f'The gin binding {binding!r} cannot be applied: {message}.{_moved_to(binding)} '
-          'A binding has the '
-          "form 'Configurable.parameter = value', e.g. 'DrQAgent.ht_reset_period = 8000'; "
-          f'see {path} and the files it includes for the configurables and their '
-          'parameters.') from None
+    logging.getLogger().setLevel(level)
+
+
+def _parse_binding(binding: str, path: str) -> None:
+  """``gin.parse_config(binding)``; a binding gin cannot apply is a ConfigError naming why."""
+  try:
+    gin.parse_config(binding)
+  except (ValueError, SyntaxError, KeyError, OSError) as e:
+    message = str(e).strip().splitlines()[0].rstrip('.')
+    raise ConfigError(
+        f'The gin binding {binding!r} cannot be applied: {message}.{_moved_to(binding)} '
+        "A binding has the form 'Configurable.parameter = value', e.g. "
+        "'DrQAgent.ht_reset_period = 8000' (or an include of a file in gin/, "
+        '\'include "bbf_corrections.gin"\'); '
+        f'see {path} and the files it includes for the configurables and their '
+        'parameters.') from None

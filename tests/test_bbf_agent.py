@@ -201,3 +201,77 @@ def test_short_real_run_writes_valid_result(tmp_path, agent):
   assert result['resets'] == [[100, 'reset'], [200, 'reset']]
   assert 'BBFAgent' in open(os.path.join(folder, 'config.gin')).read()
   gin.clear_config()
+
+
+# --------------------------------------------------------------------------- public-code switches
+
+def test_priority_update_rules_on_a_hand_worked_batch():
+  from agents.bbf import priority_update  # pylint: disable=import-outside-toplevel
+  keys = np.array([[10, 11, 12], [13, 14, 15]])
+  loss = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+  public_keys, public = priority_update('public_code', keys, loss)
+  np.testing.assert_array_equal(public_keys, [10, 11])  # the first G sampled keys ...
+  np.testing.assert_allclose(public, np.sqrt([2.0 + 1e-10, 5.0 + 1e-10]), rtol=0)  # ... batch means
+  every_key, each = priority_update('per_sample', keys, loss)
+  np.testing.assert_array_equal(every_key, [10, 11, 12, 13, 14, 15])
+  np.testing.assert_allclose(each, np.sqrt(loss.reshape(-1) + 1e-10), rtol=0)
+
+
+def sum_tree_priorities(agent) -> dict:
+  """{key: priority} of every key in the agent's prioritized sampler."""
+  sampler = agent._replay._sampler  # pylint: disable=protected-access
+  return {key: float(sampler._sum_tree.get(index))  # pylint: disable=protected-access
+          for index, key in enumerate(sampler._key_by_index)}  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('rule', ['public_code', 'per_sample'])
+def test_one_update_writes_back_the_priorities_its_rule_says(rule, monkeypatch):
+  # pylint: disable=import-outside-toplevel,protected-access
+  from agents import bbf
+  agent = make_agent('bbf', [f"BBFSettings.priority_update = '{rule}'"])
+  feed(agent, 120)  # 20 steps past the warm-up: some keys already hold updated priorities
+  seen = {}
+  original = bbf.priority_update
+
+  def spy(rule_, keys, dqn_loss):
+    seen.update(keys=np.asarray(keys).reshape(-1), dqn_loss=np.asarray(dqn_loss))
+    return original(rule_, keys, dqn_loss)
+  monkeypatch.setattr(bbf, 'priority_update', spy)
+  before = sum_tree_priorities(agent)
+  agent._training_step_update()
+  after = sum_tree_priorities(agent)
+  changed = {k for k in after if after[k] != before.get(k)}
+  groups, batch = seen['dqn_loss'].shape
+  assert (groups, batch) == (2, 4)
+  if rule == 'public_code':
+    first = seen['keys'][:groups]
+    assert changed <= set(first) and len(changed) >= 1
+    for key, loss in zip(first, seen['dqn_loss'].mean(axis=1)):  # both: sqrt(batch-mean loss)
+      assert after[key] == pytest.approx(np.sqrt(loss + 1e-10), rel=1e-6)
+  else:
+    assert changed <= set(seen['keys']) and len(changed) > groups
+    for key, loss in zip(seen['keys'], seen['dqn_loss'].reshape(-1)):
+      if list(seen['keys']).count(key) == 1:  # a duplicate keeps the first priority given
+        assert after[key] == pytest.approx(np.sqrt(loss + 1e-10), rel=1e-6)
+
+
+@pytest.mark.parametrize('binding, message', [
+    ("BBFSettings.priority_update = 'mean'",
+     "BBFSettings.priority_update = 'mean': must be one of 'public_code', 'per_sample'"),
+    ('BBFSettings.crop_positions = 10', 'BBFSettings.crop_positions = 10: must be at most 9')])
+def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
+  configs.parse_agent_config('bbf', [binding])
+  from agents import settings  # pylint: disable=import-outside-toplevel
+  with pytest.raises(settings.SettingError, match=message):
+    configs.check_settings()
+
+
+def test_one_include_turns_every_correction_on():
+  configs.parse_agent_config('bbf_ht', ['include "bbf_corrections.gin"'])
+  from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
+  settings = BBFSettings()
+  assert (settings.priority_update, settings.crop_positions) == ('per_sample', 9)
+  assert settings.ht_reset_period == 4000 and settings.spr_weight == 0.0  # bbf_ht kept
+  configs.parse_agent_config('bbf_ht')
+  settings = BBFSettings()
+  assert (settings.priority_update, settings.crop_positions) == ('public_code', 8)

@@ -153,6 +153,34 @@ def test_annealing_of_update_horizon_and_gamma():
   assert bl.exponential_schedule(3, 0, 1.0, 0.3) == 0.3  # no annealing period
 
 
+def test_augment_is_the_public_codes_augmentation_bit_for_bit():
+  """The public BBF code's ``drq_image_aug`` is Dopamine 4.1.2's ``drq_image_augmentation``
+  (the same lines): with the default crop positions ours draws the same numbers."""
+  # pylint: disable=import-outside-toplevel
+  from dopamine.labs.atari_100k import atari_100k_rainbow_agent
+  images = jax.random.uniform(jax.random.PRNGKey(3), (6, 2, 84, 84, 4))
+  for k in range(3):
+    key = jax.random.PRNGKey(10 + k)
+    np.testing.assert_array_equal(  # both jitted, as in the update (XLA fuses the intensity)
+        jax.jit(bl.augment)(key, images),
+        atari_100k_rainbow_agent.drq_image_augmentation(key, images))
+
+
+@pytest.mark.parametrize('positions, offsets', [(None, set(range(8))), (8, set(range(8))),
+                                                (9, set(range(9)))])
+def test_augment_crop_positions(positions, offsets):
+  # 16x16 images holding 100 r + c at pixel (r, c); pixel (4, 4) of a crop at offset (x, y) is
+  # image pixel (x, y) of the original whatever the offset (0..8): never a padded one.
+  image = 100 * np.arange(16)[:, None] + np.arange(16)[None, :]
+  images = jnp.asarray(np.broadcast_to(image[None, :, :, None], (256, 16, 16, 1)), jnp.float32)
+  seen = set()
+  for k in range(4):
+    out = np.asarray(bl.augment(jax.random.PRNGKey(k), images, intensity_scale=0.0,
+                                crop_positions=positions))
+    seen.update((v // 100, v % 100) for v in out[:, 4, 4, 0].astype(int))
+  assert {x for x, _ in seen} == offsets and {y for _, y in seen} == offsets
+
+
 def test_augment_crops_a_shifted_window_of_the_edge_padded_image():
   images = jax.random.uniform(jax.random.PRNGKey(0), (3, 2, 84, 84, 4))
   out = np.asarray(bl.augment(jax.random.PRNGKey(1), images, intensity_scale=0.0))
