@@ -260,6 +260,7 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
                        f'{sorted(set(s.shrink_perturb_parts) & set(s.reinit_parts))}.')
     self._support = jnp.linspace(-float(s.vmax), float(s.vmax), s.num_atoms)
     self.cycle_gradient_steps = 0  # gradient steps since the last periodic reset
+    self._resets_stop_at = None    # the run's last training step (``stop_resets_at``)
     self.reset_log = []            # (agent step, 'reset') of every periodic reset
     self.last_metrics = {}
     network = functools.partial(
@@ -321,9 +322,16 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
 
   def reset_due(self, step: int) -> bool:
     """A periodic reset at agent step ``step``: a positive multiple of ``reset_every``, and
-    the next reset would still come within ``no_resets_after`` (BBF: 20k, 40k, 60k, 80k)."""
+    the next reset would still come within ``no_resets_after`` (BBF: 20k, 40k, 60k, 80k), and
+    ``step`` (0-based: ``step + 1`` agent steps done with it) is not the run's last training
+    step (``stop_resets_at``)."""
     return (self.settings.reset_every > 0 and step > 0 and step % self.settings.reset_every == 0
-            and step + self.settings.reset_every <= self.settings.no_resets_after)
+            and step + self.settings.reset_every <= self.settings.no_resets_after
+            and (self._resets_stop_at is None or step + 1 < self._resets_stop_at))
+
+  def stop_resets_at(self, step: int) -> None:
+    """No periodic reset at or after agent step ``step`` (the runner's training length)."""
+    self._resets_stop_at = int(step)
 
   # ------------------------------------------------------------------ learning
   def _train_step(self):

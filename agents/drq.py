@@ -25,7 +25,8 @@ DrQ(eps) configuration) and adds gin toggles, all off by default:
 With every toggle off (and ``fix_replay_pipeline=False``) the agent runs Dopamine's own code
 paths: the gradient step is ``full_rainbow_agent.train``, the target sync is ``_sync_weights``.
 Periods of S&P and head resets count agent (environment) steps, as BBF's resets do; no reset
-fires at or after ``resets_stop_at`` (the end of the 100k-step budget).
+fires at or after ``resets_stop_at`` (the end of the 100k-step budget) or the run's last
+training step (``stop_resets_at``, called by the runner).
 """
 
 from __future__ import annotations
@@ -340,6 +341,10 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
     if self._head_reset_period and step % self._head_reset_period == 0:
       self._periodic_reset(sp_prefixes=(), reinit_prefixes=self._head_prefixes,
                            kind='head_reset')
+
+  def stop_resets_at(self, step: int) -> None:
+    """No S&P or head reset at or after agent step ``step`` (the runner's training length)."""
+    self._resets_stop_at = min(self._resets_stop_at, int(step))
 
   def _periodic_reset(self, sp_prefixes, reinit_prefixes, kind):
     self.learner = reset_online_and_target(

@@ -153,8 +153,11 @@ class Atari100kRunner(atari_100k_runner.DataEfficientAtariRunner):
           self.game, seed=self.seed * 1000 + self._env_count)
 
     def make_agent(unused_sess, env, summary_writer=None):
-      return make_atari100k_agent(num_actions=env.action_space.n, seed=self.seed,
-                          summary_writer=summary_writer)
+      agent = make_atari100k_agent(num_actions=env.action_space.n, seed=self.seed,
+                                   summary_writer=summary_writer)
+      # A periodic reset on the last training step would be evaluated untrained: none then.
+      agent.stop_resets_at(self.training_steps)
+      return agent
 
     super().__init__(base_dir, make_agent, create_environment_fn=make_env)
 

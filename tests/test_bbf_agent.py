@@ -96,6 +96,14 @@ def test_reset_schedule_of_the_published_configuration():
   assert steps == [20_000, 40_000, 60_000, 80_000]  # none at or after 100k
 
 
+def test_no_periodic_reset_on_the_runs_last_training_step():
+  agent = make_agent('bbf_ssl')
+  agent.stop_resets_at(20_001)  # steps 0 .. 20,000: step 20,000 is the last
+  assert not agent.reset_due(20_000)
+  agent.stop_resets_at(20_002)
+  assert agent.reset_due(20_000)
+
+
 @pytest.mark.parametrize('name,spr', [('bbf', False), ('bbf_ssl', True)])
 def test_reset_parts_follow_the_spr_toggle(name, spr):
   agent = make_agent(name)

@@ -153,3 +153,10 @@ def test_eta_is_written_in_the_unit_a_reader_wants():
   assert runner.format_duration(600) == '10 min'
   assert runner.format_duration(3 * 3600) == '3.0 h'
   assert runner.format_duration(12.5 * 86400) == '12.5 days'
+
+
+def test_no_periodic_reset_on_the_runs_last_training_step(tmp_path):
+  # S&P every 150 agent steps in a 300-step run: at 150, not at 300 (the step before the
+  # evaluation), whatever DrQAgent.resets_stop_at (100,000) says.
+  assert cli(tmp_path, 'drq_sp', extra=['DrQAgent.sp_period = 150']) == 0
+  assert result_of(tmp_path, 'drq_sp')['resets'] == [[150, 'sp']]
