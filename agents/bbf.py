@@ -130,6 +130,10 @@ class BBFSettings:
       gets sqrt(its own C51 loss + 1e-10): prioritized replay as Schaul et al. define it).
     crop_positions: int, random-shift offsets per axis of the augmentation: 8 = 0..7, the
       public code's (an exclusive maximum), or 9 = 0..8, every offset the 4-pixel padding allows.
+    n_step_bootstrap: str, the n-step target r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n Q(s):
+      'public_code' bootstraps from s = s_{t+n-1}, one step early, and takes a terminal only
+      in t .. t+n-2 (the public buffer, google-research issue 1851); 'corrected' from s_{t+n},
+      terminals in t .. t+n-1.
   """
   width_scale: int = 4
   stage_widths: tuple = (16, 32, 32)
@@ -169,8 +173,10 @@ class BBFSettings:
   summary_writing_frequency: int = 1000
   priority_update: str = 'public_code'
   crop_positions: int = 8
+  n_step_bootstrap: str = 'public_code'
 
   PRIORITY_UPDATES: ClassVar[tuple] = ('public_code', 'per_sample')
+  N_STEP_BOOTSTRAPS: ClassVar[tuple] = ('public_code', 'corrected')
   SETTING_RULES: ClassVar[dict] = {
       'width_scale': settings.POSITIVE_INT,
       'hidden_dim': settings.POSITIVE_INT,
@@ -224,6 +230,11 @@ class BBFSettings:
       raise settings.SettingError(
           f'BBFSettings.priority_update = {update!r}: must be one of '
           + ', '.join(repr(u) for u in cls.PRIORITY_UPDATES) + '.')
+    bootstrap = values.get('n_step_bootstrap', 'public_code')
+    if bootstrap not in cls.N_STEP_BOOTSTRAPS:
+      raise settings.SettingError(
+          f'BBFSettings.n_step_bootstrap = {bootstrap!r}: must be one of '
+          + ', '.join(repr(b) for b in cls.N_STEP_BOOTSTRAPS) + '.')
     positions = values.get('crop_positions', 8)
     if settings.POSITIVE_INT[0](positions) and positions > 9:
       raise settings.SettingError(
@@ -301,7 +312,9 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
         observation_shape=tuple(self.observation_shape), stack_size=self.stack_size,
         capacity=self.settings.replay_capacity, subseq_len=self.settings.jumps + 1,
         max_update_horizon=self.settings.max_update_horizon,
-        prioritized=self.settings.replay_scheme == 'prioritized', seed=self._seed)
+        prioritized=self.settings.replay_scheme == 'prioritized', seed=self._seed,
+        bootstrap={'public_code': 'public_code', 'corrected': 'next'}[
+            self.settings.n_step_bootstrap])
 
   @property
   def replay_ratio(self) -> int:

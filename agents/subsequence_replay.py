@@ -35,6 +35,9 @@ after ``a_k`` (no bootstrap past it) and ``episode_end_k`` says it was cut after
   (the agent multiplies by ``1 - terminal``);
 * ``next_state`` (B, *obs, stack): the stack of step ``k + n``, or of the terminal step when
   ``terminal`` (unused by the loss, but never a mix of two segments);
+* with ``bootstrap='public_code'`` (the public BBF buffer's rule, google-research issue 1851):
+  ``terminal`` looks at ``k .. k + n - 2`` only and ``next_state`` is the stack of step
+  ``k + n - 1``, one step early (the return and ``discount`` are the same);
 * ``same_trajectory`` (B, T) float32: 1 at ``j = 0``; at ``j > 0``, 1 iff no step in
   ``k .. k + j - 1`` ended its segment (terminal or episode_end);
 * ``indices`` (B,) int64 keys and ``sampling_probabilities`` (B,) float64.
@@ -55,6 +58,7 @@ import numpy as np
 from dopamine.jax.replay_memory import samplers
 
 _STATE_FORMAT = 1
+BOOTSTRAPS = ('next', 'public_code')
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -84,7 +88,13 @@ class SubsequenceReplayBuffer:
 
   def __init__(self, *, observation_shape: Sequence[int] = (84, 84), stack_size: int = 4,
                capacity: int = 200_000, subseq_len: int = 6, max_update_horizon: int = 10,
-               prioritized: bool = True, seed: int = 0):
+               prioritized: bool = True, seed: int = 0, bootstrap: str = 'next'):
+    """Args: the module docstring's names; ``bootstrap``: 'next' (the n-step target bootstraps
+    from step ``k + n``) or 'public_code' (from ``k + n - 1``, terminals of ``k .. k + n - 2``)."""
+    if bootstrap not in BOOTSTRAPS:
+      raise ValueError(f'bootstrap must be one of {", ".join(map(repr, BOOTSTRAPS))}, got '
+                       f'{bootstrap!r}.')
+    self._bootstrap = bootstrap
     observation_shape = tuple(observation_shape)
     if not observation_shape:
       raise ValueError('observation_shape must have at least one dimension.')
@@ -248,8 +258,12 @@ class SubsequenceReplayBuffer:
     counted = _none_before(terminals)  # rewards up to and including the first terminal
     discounts = gamma ** np.arange(n, dtype=np.float64)
     returns = np.sum(np.where(counted, self._rewards[return_slots] * discounts, 0.0), axis=1)
-    terminal = terminals.any(axis=1)
-    next_steps = np.where(terminal, keys + np.argmax(terminals, axis=1), keys + n)
+    if self._bootstrap == 'public_code':
+      terminal = terminals[:, :n - 1].any(axis=1)
+      next_steps = keys + n - 1
+    else:
+      terminal = terminals.any(axis=1)
+      next_steps = np.where(terminal, keys + np.argmax(terminals, axis=1), keys + n)
 
     return {
         'state': self._stacks(steps),

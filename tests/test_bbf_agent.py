@@ -266,7 +266,9 @@ def test_one_update_writes_back_the_priorities_its_rule_says(rule, monkeypatch):
 @pytest.mark.parametrize('binding, message', [
     ("BBFSettings.priority_update = 'mean'",
      "BBFSettings.priority_update = 'mean': must be one of 'public_code', 'per_sample'"),
-    ('BBFSettings.crop_positions = 10', 'BBFSettings.crop_positions = 10: must be at most 9')])
+    ('BBFSettings.crop_positions = 10', 'BBFSettings.crop_positions = 10: must be at most 9'),
+    ("BBFSettings.n_step_bootstrap = 'late'",
+     "BBFSettings.n_step_bootstrap = 'late': must be one of 'public_code', 'corrected'")])
 def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
   configs.parse_agent_config('bbf', [binding])
   from agents import settings  # pylint: disable=import-outside-toplevel
@@ -278,8 +280,16 @@ def test_one_include_turns_every_correction_on():
   configs.parse_agent_config('bbf_ht', ['include "bbf_corrections.gin"'])
   from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
   settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions) == ('per_sample', 9)
+  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap) == (
+      'per_sample', 9, 'corrected')
   assert settings.ht_reset_period == 4000 and settings.spr_weight == 0.0  # bbf_ht kept
   configs.parse_agent_config('bbf_ht')
   settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions) == ('public_code', 8)
+  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap) == (
+      'public_code', 8, 'public_code')
+
+
+@pytest.mark.parametrize('setting, rule', [('public_code', 'public_code'), ('corrected', 'next')])
+def test_the_agents_buffer_bootstraps_as_its_setting_says(setting, rule):
+  agent = make_agent('bbf', [f"BBFSettings.n_step_bootstrap = '{setting}'"])
+  assert agent._replay._bootstrap == rule  # pylint: disable=protected-access

@@ -247,6 +247,40 @@ def test_n_step_return_terminal_discount_and_next_state():
   np.testing.assert_array_equal(rows[4]['next_state'], np.stack([frame(3), frame(4)], -1))
 
 
+def test_public_code_bootstrap_is_one_step_early_and_misses_the_last_terminal():
+  """The public BBF buffer's n-step rule (google-research issue 1851) on the stream above:
+  the same returns and gamma^n, but next_state is the stack of step k + n - 1 and only
+  terminals in k .. k + n - 2 count."""
+  rewards = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
+  steps = make_stream(rewards, terminals={4})
+  buffer = fill(SubsequenceReplayBuffer(observation_shape=OBS, stack_size=2, capacity=50,
+                                        subseq_len=1, max_update_horizon=3,
+                                        bootstrap='public_code'), steps)
+  rows = rows_by_key(buffer, 3, 0.5)
+  zero = np.zeros(OBS, np.uint8)
+  expected = {  # key: (return, terminal, frames of next_state)
+      0: (1 + 0.5 * 2 + 0.25 * 4, False, [frame(1), frame(2)]),   # step 2, not 3
+      1: (2 + 0.5 * 4 + 0.25 * 8, False, [frame(2), frame(3)]),
+      2: (4 + 0.5 * 8 + 0.25 * 16, False, [frame(3), frame(4)]),  # the terminal at 4 is missed
+      3: (8 + 0.5 * 16, True, [zero, frame(5)]),                  # step 5 (unused: terminal)
+      4: (16.0, True, [frame(5), frame(6)]),
+  }
+  for key, (ret, terminal, frames) in expected.items():
+    np.testing.assert_allclose(rows[key]['return'], ret, rtol=1e-6)
+    assert bool(rows[key]['terminal']) == terminal
+    np.testing.assert_allclose(rows[key]['discount'], 0.125)
+    np.testing.assert_array_equal(rows[key]['next_state'], np.stack(frames, axis=-1))
+  # n = 1: no terminal is ever seen, and each step bootstraps from its own stack.
+  rows = rows_by_key(buffer, 1, 0.5)
+  assert not any(bool(row['terminal']) for row in rows.values())
+  np.testing.assert_array_equal(rows[4]['next_state'], np.stack([frame(3), frame(4)], -1))
+
+
+def test_bootstrap_rule_must_be_known():
+  with pytest.raises(ValueError, match="bootstrap must be one of 'next', 'public_code'"):
+    SubsequenceReplayBuffer(observation_shape=OBS, bootstrap='early')
+
+
 def test_same_trajectory_across_terminal_and_truncation():
   steps = make_stream([0.0] * 14, terminals={2}, truncations={6})
   buffer = fill(SubsequenceReplayBuffer(observation_shape=OBS, stack_size=1, capacity=50,
