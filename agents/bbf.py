@@ -18,8 +18,9 @@ named below. Its pieces:
 * annealing     n-step ``max_update_horizon -> update_horizon`` and gamma
                 ``min_gamma -> JaxDQNAgent.gamma`` over ``cycle_steps`` gradient steps,
                 restarting at every periodic reset;
-* resets        every ``reset_every`` agent steps (none once ``no_resets_after`` would be
-                passed before the next): S&P (``shrink_factor``/``perturb_factor``) on
+* resets        every ``reset_every`` agent steps (``reset_schedule``: the public code's
+                bookkeeping by default, three resets in 100k steps; none once
+                ``no_resets_after`` would be passed before the next): S&P (``shrink_factor``/``perturb_factor``) on
                 ``shrink_perturb_parts``, re-initialisation of ``reinit_parts``, online and
                 target, optimizer state re-initialised for the reset parameters;
 * acting        epsilon-greedy with the target network (``target_action_selection``).
@@ -130,6 +131,13 @@ class BBFSettings:
       gets sqrt(its own C51 loss + 1e-10): prioritized replay as Schaul et al. define it).
     crop_positions: int, random-shift offsets per axis of the augmentation: 8 = 0..7, the
       public code's (an exclusive maximum), or 9 = 0..8, every offset the 4-pixel padding allows.
+    reset_schedule: str, when the periodic resets fire: 'public_code' (the public code's
+      ``next_reset`` bookkeeping: a reset is due when the agent step exceeds ``next_reset``,
+      first ``reset_every + reset_offset``, then the due step + ``reset_every``, and fires only
+      if that next one stays within ``no_resets_after + reset_offset``: with BBF's values at
+      steps 20,002, 40,003 and 60,004, three resets) or 'multiples' (at every positive multiple
+      of ``reset_every`` while the next one comes by ``no_resets_after``: 20k, 40k, 60k, 80k).
+    reset_offset: int, the public code's ``reset_offset`` (1), used by 'public_code'.
     n_step_bootstrap: str, the n-step target r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n Q(s):
       'public_code' bootstraps from s = s_{t+n-1}, one step early, and takes a terminal only
       in t .. t+n-2 (the public buffer, google-research issue 1851); 'corrected' from s_{t+n},
@@ -174,9 +182,12 @@ class BBFSettings:
   priority_update: str = 'public_code'
   crop_positions: int = 8
   n_step_bootstrap: str = 'public_code'
+  reset_schedule: str = 'public_code'
+  reset_offset: int = 1
 
   PRIORITY_UPDATES: ClassVar[tuple] = ('public_code', 'per_sample')
   N_STEP_BOOTSTRAPS: ClassVar[tuple] = ('public_code', 'corrected')
+  RESET_SCHEDULES: ClassVar[tuple] = ('public_code', 'multiples')
   SETTING_RULES: ClassVar[dict] = {
       'width_scale': settings.POSITIVE_INT,
       'hidden_dim': settings.POSITIVE_INT,
@@ -204,6 +215,7 @@ class BBFSettings:
       'ht_reset_period': settings.PERIOD,
       'summary_writing_frequency': settings.POSITIVE_INT,
       'crop_positions': settings.POSITIVE_INT,
+      'reset_offset': settings.NON_NEGATIVE_INT,
   }
 
   def __post_init__(self):
@@ -230,6 +242,11 @@ class BBFSettings:
       raise settings.SettingError(
           f'BBFSettings.priority_update = {update!r}: must be one of '
           + ', '.join(repr(u) for u in cls.PRIORITY_UPDATES) + '.')
+    schedule = values.get('reset_schedule', 'public_code')
+    if schedule not in cls.RESET_SCHEDULES:
+      raise settings.SettingError(
+          f'BBFSettings.reset_schedule = {schedule!r}: must be one of '
+          + ', '.join(repr(r) for r in cls.RESET_SCHEDULES) + '.')
     bootstrap = values.get('n_step_bootstrap', 'public_code')
     if bootstrap not in cls.N_STEP_BOOTSTRAPS:
       raise settings.SettingError(
@@ -334,13 +351,21 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
                                  self.settings.min_gamma, self.gamma)
 
   def reset_due(self, step: int) -> bool:
-    """A periodic reset at agent step ``step``: a positive multiple of ``reset_every``, and
-    the next reset would still come within ``no_resets_after`` (BBF: 20k, 40k, 60k, 80k), and
-    ``step`` (0-based: ``step + 1`` agent steps done with it) is not the run's last training
-    step (``stop_resets_at``)."""
-    return (self.settings.reset_every > 0 and step > 0 and step % self.settings.reset_every == 0
-            and step + self.settings.reset_every <= self.settings.no_resets_after
-            and (self._resets_stop_at is None or step + 1 < self._resets_stop_at))
+    """A periodic reset at agent step ``step`` (0-based, counted before the step's increment),
+    by ``BBFSettings.reset_schedule``, and never on the run's last training step
+    (``stop_resets_at``)."""
+    s = self.settings
+    if s.reset_every <= 0 or (self._resets_stop_at is not None
+                              and step + 1 >= self._resets_stop_at):
+      return False
+    if s.reset_schedule == 'public_code':
+      # The public code's candidates: step > next_reset, next_reset = reset_every + offset,
+      # then candidate + reset_every: k (reset_every + 1) + offset for k = 1, 2, ...
+      candidate = (step >= s.reset_every + s.reset_offset + 1
+                   and (step - s.reset_offset) % (s.reset_every + 1) == 0)
+      return candidate and step + s.reset_every <= s.no_resets_after + s.reset_offset
+    return (step > 0 and step % s.reset_every == 0
+            and step + s.reset_every <= s.no_resets_after)
 
   def stop_resets_at(self, step: int) -> None:
     """No periodic reset at or after agent step ``step`` (the runner's training length)."""

@@ -91,13 +91,28 @@ def test_a_bbf_setting_bound_on_the_agent_names_its_new_spelling():
 
 
 def test_reset_schedule_of_the_published_configuration():
-  agent = make_agent('bbf_ssl')
+  agent = make_agent('bbf_ssl', ["BBFSettings.reset_schedule = 'multiples'"])
   steps = [s for s in range(0, 200_001, 500) if agent.reset_due(s)]
   assert steps == [20_000, 40_000, 60_000, 80_000]  # none at or after 100k
 
 
-def test_no_periodic_reset_on_the_runs_last_training_step():
+def test_public_code_reset_schedule():
+  """The public code's bookkeeping, stepped by hand with BBF's values (reset_every 20,000,
+  no_resets_after 100,000, reset_offset 1): next_reset = 20,001; at each step > next_reset,
+  next_reset = step + 20,000, and the reset fires if that is <= 100,001."""
+  next_reset, expected = 20_001, []
+  for step in range(200_001):
+    if step > next_reset:
+      next_reset = step + 20_000
+      if next_reset <= 100_001:
+        expected.append(step)
+  assert expected == [20_002, 40_003, 60_004]
   agent = make_agent('bbf_ssl')
+  assert [s for s in range(200_001) if agent.reset_due(s)] == expected
+
+
+def test_no_periodic_reset_on_the_runs_last_training_step():
+  agent = make_agent('bbf_ssl', ["BBFSettings.reset_schedule = 'multiples'"])
   agent.stop_resets_at(20_001)  # steps 0 .. 20,000: step 20,000 is the last
   assert not agent.reset_due(20_000)
   agent.stop_resets_at(20_002)
@@ -206,7 +221,8 @@ def test_short_real_run_writes_valid_result(tmp_path, agent):
   assert result['gradient_steps'] == 2 * (300 - 101)  # replay ratio 2 after 100 warm-up steps
   assert result['eval_episodes'] == 2 and len(result['eval_returns']) == 2
   assert result['score'] == pytest.approx(np.mean(result['eval_returns']))
-  assert result['resets'] == [[100, 'reset'], [200, 'reset']]
+  # The public code's schedule: candidates at k * 101 + 1; 203 + 100 > 300 + 1: one reset.
+  assert result['resets'] == [[102, 'reset']]
   assert 'BBFAgent' in open(os.path.join(folder, 'config.gin')).read()
   gin.clear_config()
 
@@ -267,6 +283,8 @@ def test_one_update_writes_back_the_priorities_its_rule_says(rule, monkeypatch):
     ("BBFSettings.priority_update = 'mean'",
      "BBFSettings.priority_update = 'mean': must be one of 'public_code', 'per_sample'"),
     ('BBFSettings.crop_positions = 10', 'BBFSettings.crop_positions = 10: must be at most 9'),
+    ("BBFSettings.reset_schedule = 'often'",
+     "BBFSettings.reset_schedule = 'often': must be one of 'public_code', 'multiples'"),
     ("BBFSettings.n_step_bootstrap = 'late'",
      "BBFSettings.n_step_bootstrap = 'late': must be one of 'public_code', 'corrected'")])
 def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
@@ -280,13 +298,13 @@ def test_one_include_turns_every_correction_on():
   configs.parse_agent_config('bbf_ht', ['include "bbf_corrections.gin"'])
   from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
   settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap) == (
-      'per_sample', 9, 'corrected')
+  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,
+          settings.reset_schedule) == ('per_sample', 9, 'corrected', 'multiples')
   assert settings.ht_reset_period == 4000 and settings.spr_weight == 0.0  # bbf_ht kept
   configs.parse_agent_config('bbf_ht')
   settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap) == (
-      'public_code', 8, 'public_code')
+  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,
+          settings.reset_schedule) == ('public_code', 8, 'public_code', 'public_code')
 
 
 @pytest.mark.parametrize('setting, rule', [('public_code', 'public_code'), ('corrected', 'next')])
