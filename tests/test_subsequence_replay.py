@@ -217,6 +217,15 @@ def test_frame_stacks_zero_filled_before_segment_start():
     np.testing.assert_array_equal(state[0][..., -1], frame(key))  # newest frame last
 
 
+def assert_n_step_rows(rows, expected, discount):
+  """Each key's row has the expected (return, terminal, frames of next_state) and discount."""
+  for key, (ret, terminal, frames) in expected.items():
+    np.testing.assert_allclose(rows[key]['return'], ret, rtol=1e-6)
+    assert bool(rows[key]['terminal']) == terminal
+    np.testing.assert_allclose(rows[key]['discount'], discount)
+    np.testing.assert_array_equal(rows[key]['next_state'], np.stack(frames, axis=-1))
+
+
 def test_n_step_return_terminal_discount_and_next_state():
   rewards = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
   steps = make_stream(rewards, terminals={4})
@@ -232,11 +241,7 @@ def test_n_step_return_terminal_discount_and_next_state():
       3: (8 + 0.5 * 16, True, [frame(3), frame(4)]),              # r_5 excluded
       4: (16.0, True, [frame(3), frame(4)]),
   }
-  for key, (ret, terminal, frames) in expected.items():
-    np.testing.assert_allclose(rows[key]['return'], ret, rtol=1e-6)
-    assert bool(rows[key]['terminal']) == terminal
-    np.testing.assert_allclose(rows[key]['discount'], 0.125)
-    np.testing.assert_array_equal(rows[key]['next_state'], np.stack(frames, axis=-1))
+  assert_n_step_rows(rows, expected, discount=0.125)
 
   rows = rows_by_key(buffer, 1, 0.5)
   np.testing.assert_allclose(rows[0]['return'], 1.0)
@@ -265,11 +270,7 @@ def test_public_code_bootstrap_is_one_step_early_and_misses_the_last_terminal():
       3: (8 + 0.5 * 16, True, [zero, frame(5)]),                  # step 5 (unused: terminal)
       4: (16.0, True, [frame(5), frame(6)]),
   }
-  for key, (ret, terminal, frames) in expected.items():
-    np.testing.assert_allclose(rows[key]['return'], ret, rtol=1e-6)
-    assert bool(rows[key]['terminal']) == terminal
-    np.testing.assert_allclose(rows[key]['discount'], 0.125)
-    np.testing.assert_array_equal(rows[key]['next_state'], np.stack(frames, axis=-1))
+  assert_n_step_rows(rows, expected, discount=0.125)
   # n = 1: no terminal is ever seen, and each step bootstraps from its own stack.
   rows = rows_by_key(buffer, 1, 0.5)
   assert not any(bool(row['terminal']) for row in rows.values())
