@@ -1,6 +1,8 @@
 """The registry of named configurations: one ``gin/<name>.gin`` file per ``AGENT=`` name.
 
-Base files (``*_base.gin``) are included by the named files and are not agents themselves.
+Base files (``*_base.gin``) and the files in ``gin/includes/`` (the Atari-100k protocol, the
+corrections of the public BBF code) are included by the named files or by a binding
+(``include "includes/bbf_corrections.gin"``) and are not agents themselves.
 ``parse_agent_config`` parses a named configuration plus command-line bindings and turns gin's
 errors into messages that name the problem and the fix.
 """
@@ -138,6 +140,6 @@ def _parse_binding(binding: str, path: str) -> None:
         f'The gin binding {binding!r} cannot be applied: {message}.{_moved_to(binding)} '
         "A binding has the form 'Configurable.parameter = value', e.g. "
         "'DrQAgent.ht_reset_period = 8000' (or an include of a file in gin/, "
-        '\'include "bbf_corrections.gin"\'); '
+        '\'include "includes/bbf_corrections.gin"\'); '
         f'see {path} and the files it includes for the configurables and their '
         'parameters.') from None

@@ -295,7 +295,7 @@ def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
 
 
 def test_one_include_turns_every_correction_on():
-  configs.parse_agent_config('bbf_ht', ['include "bbf_corrections.gin"'])
+  configs.parse_agent_config('bbf_ht', ['include "includes/bbf_corrections.gin"'])
   from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
   settings = BBFSettings()
   assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,

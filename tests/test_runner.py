@@ -44,6 +44,12 @@ def test_every_drq_configuration_is_registered():
   assert set(DRQ_AGENTS) <= set(configs.available_agents())
 
 
+def test_the_registry_is_exactly_the_named_configurations():
+  # Included files (gin/includes/, *_base.gin) are not agents: --help and AGENT= list these.
+  assert configs.available_agents() == sorted(
+      DRQ_AGENTS + ['bbf', 'bbf_ht', 'bbf_ssl', 'bbf_ssl_ht'])
+
+
 @pytest.mark.parametrize('agent', DRQ_AGENTS)
 def test_short_real_run_writes_valid_result(tmp_path, agent):
   assert cli(tmp_path, agent) == 0
