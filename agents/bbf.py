@@ -185,9 +185,6 @@ class BBFSettings:
   reset_schedule: str = 'public_code'
   reset_offset: int = 1
 
-  PRIORITY_UPDATES: ClassVar[tuple] = ('public_code', 'per_sample')
-  N_STEP_BOOTSTRAPS: ClassVar[tuple] = ('public_code', 'corrected')
-  RESET_SCHEDULES: ClassVar[tuple] = ('public_code', 'multiples')
   SETTING_RULES: ClassVar[dict] = {
       'width_scale': settings.POSITIVE_INT,
       'hidden_dim': settings.POSITIVE_INT,
@@ -216,6 +213,9 @@ class BBFSettings:
       'summary_writing_frequency': settings.POSITIVE_INT,
       'crop_positions': settings.POSITIVE_INT,
       'reset_offset': settings.NON_NEGATIVE_INT,
+      'priority_update': settings.one_of('public_code', 'per_sample'),
+      'reset_schedule': settings.one_of('public_code', 'multiples'),
+      'n_step_bootstrap': settings.one_of('public_code', 'corrected'),
   }
 
   def __post_init__(self):
@@ -237,21 +237,6 @@ class BBFSettings:
       raise settings.SettingError(
           f'Need BBFSettings.update_horizon ({low}) <= BBFSettings.max_update_horizon '
           f'({high}).')
-    update = values.get('priority_update', 'public_code')
-    if update not in cls.PRIORITY_UPDATES:
-      raise settings.SettingError(
-          f'BBFSettings.priority_update = {update!r}: must be one of '
-          + ', '.join(repr(u) for u in cls.PRIORITY_UPDATES) + '.')
-    schedule = values.get('reset_schedule', 'public_code')
-    if schedule not in cls.RESET_SCHEDULES:
-      raise settings.SettingError(
-          f'BBFSettings.reset_schedule = {schedule!r}: must be one of '
-          + ', '.join(repr(r) for r in cls.RESET_SCHEDULES) + '.')
-    bootstrap = values.get('n_step_bootstrap', 'public_code')
-    if bootstrap not in cls.N_STEP_BOOTSTRAPS:
-      raise settings.SettingError(
-          f'BBFSettings.n_step_bootstrap = {bootstrap!r}: must be one of '
-          + ', '.join(repr(b) for b in cls.N_STEP_BOOTSTRAPS) + '.')
     positions = values.get('crop_positions', 8)
     if settings.POSITIVE_INT[0](positions) and positions > 9:
       raise settings.SettingError(

@@ -176,6 +176,7 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
       'head_reset_period': settings.PERIOD,
       'resets_stop_at': settings.NON_NEGATIVE_INT,
       'summary_writing_frequency': settings.POSITIVE_INT,
+      'augmentation': settings.one_of(*augmentation_lib.AUGMENTATIONS),
   }
   OPTIONAL_SETTINGS = ('target_update_tau',)
 
@@ -254,11 +255,6 @@ class DrQAgent(DopamineLearnerAttributes, atari_100k_rainbow_agent.Atari100kRain
   def check_settings(cls, values: dict) -> None:
     """Raises ``settings.SettingError`` naming every setting out of its range."""
     settings.check('DrQAgent', values, cls.SETTING_RULES, cls.OPTIONAL_SETTINGS)
-    name = values.get('augmentation', 'per_image')
-    if name not in augmentation_lib.AUGMENTATIONS:
-      raise settings.SettingError(
-          f'DrQAgent.augmentation = {name!r}: must be one of '
-          + ', '.join(repr(n) for n in augmentation_lib.AUGMENTATIONS) + '.')
     if values.get('ht_reset_period') and values.get('target_update_tau') is None:
       raise settings.SettingError(
           'DrQAgent.ht_reset_period needs a lagging Tortoise: set DrQAgent.target_update_tau '

@@ -32,6 +32,11 @@ POSITIVE: Rule = (lambda v: _is_real(v) and v > 0.0, 'a number > 0')
 NON_NEGATIVE: Rule = (lambda v: _is_real(v) and v >= 0.0, 'a number >= 0')
 
 
+def one_of(*choices) -> Rule:
+  """The rule of a setting that takes one of ``choices`` (names of behaviours, switches)."""
+  return (lambda v: v in choices, 'one of ' + ', '.join(repr(c) for c in choices))
+
+
 def _is_int(value) -> bool:
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
