@@ -91,8 +91,10 @@ def check_settings() -> None:
   import agents.drq
   import atari100k.runner
   from agents import settings
+  from atari100k import environment
   for cls in (agents.drq.DrQAgent, agents.bbf.BBFSettings, atari100k.runner.Atari100kRunner):
     cls.check_settings(settings.settings_from_gin(cls))
+  environment.check_settings(gin.get_bindings(environment.create_atari100k_environment))
   for name, rules in _dopamine_rules().items():
     settings.check(name, gin.get_bindings(name), rules)
 
