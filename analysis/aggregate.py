@@ -7,7 +7,9 @@ published baselines shipped with the package (--baselines) and score files in th
 Prints the table and writes, into --out: results.csv, results.md, per_game_scores.csv and
 interval_estimates, performance_profiles, per_game_scores, probability_of_improvement as PNG
 and PDF. With --paper-table, the Hare & Tortoise paper's Table 1 (its own numbers) is printed
-under ours and written beside it (paper_table1.txt, paper_table1.md).
+under ours and written beside it (paper_table1.txt, paper_table1.md). With --standing NAME,
+each run is placed among the published runs of baseline NAME on its game (median, IQR, share
+of published runs below it), printed and written as standing_NAME.md/.csv.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
           '\n\n'
           'outputs (in --out): results.txt/.md/.csv (the table), per_game_scores.csv, and as PNG\n'
           'and PDF: interval_estimates, performance_profiles, per_game_scores,\n'
-          'probability_of_improvement; with --paper-table also paper_table1.txt/.md.\n\n'
+          'probability_of_improvement; with --paper-table also paper_table1.txt/.md; with\n'
+          '--standing NAME also standing_NAME.md/.csv.\n\n'
           'Unequal seed counts: rliable needs a runs x games matrix, so an agent with different\n'
           'numbers of runs on different games is aggregated over its n lowest-numbered seeds of\n'
           'every game (score files and published baselines: the first n listed; n = its\n'
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
           '  python -m analysis.aggregate runs/ --baselines DrQ_eps SPR\n'
           '  python -m analysis.aggregate --baselines DrQ_eps SPR DER OTRainbow --out /tmp/a\n'
           '  python -m analysis.aggregate runs/ --baselines BBF BBF_noSPR --paper-table\n'
+          '  python -m analysis.aggregate runs/drq_2021 --common-games --standing DrQ_eps\n'
           '  python -m analysis.aggregate runs/ --score-files my_agent.json --common-games \\\n'
           '      --compare my_agent DrQ_eps --reps 10000'))
   parser.add_argument('runs_dir', nargs='?', metavar='RUNS_DIR',
@@ -88,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                            'estimates and GPU hours, with the named configuration and published '
                            'baseline of each row) under our table, and write it as '
                            'paper_table1.txt/.md')
+  parser.add_argument('--standing', metavar='NAME',
+                      help='place each run (RUNS_DIR and --score-files) among the published '
+                           'runs of baseline NAME on its game: the baseline\'s median, '
+                           'interquartile range and share of runs below ours; printed and '
+                           'written as standing_NAME.md/.csv')
   parser.add_argument('--no-plots', '--no_plots', action='store_true', dest='no_plots',
                       help='write the table only')
   parser.add_argument('--skip-failed', '--skip_failed', action='store_true', dest='skip_failed',
@@ -133,6 +142,20 @@ def _load(args):
   return agents, summary
 
 
+def _standings(args, agents):
+  """The --standing rows of every agent that is not a published baseline ([] without it)."""
+  if not args.standing:
+    return []
+  from analysis import standing  # pylint: disable=import-outside-toplevel
+  baseline = next((a for a in agents if a.source == 'published' and a.name == args.standing),
+                  None) or loading.load_baseline(args.standing)
+  ours = [a for a in agents if a.source != 'published']
+  if not ours:
+    raise AnalysisError(f'--standing {args.standing} places runs among the published ones: '
+                        'give RUNS_DIR or --score-files.')
+  return [row for agent in ours for row in standing.standings(agent, baseline)]
+
+
 def _compare_pair(args, names):
   if args.compare:
     unknown = [n for n in args.compare if n not in names]
@@ -155,6 +178,7 @@ def main(argv=None) -> int:
     matrices, games = loading.build_matrices(agents, common_games=args.common_games)
     names = [m.name for m in matrices]
     compare = _compare_pair(args, names)
+    standing_rows = _standings(args, agents)
     out = _output_dir(args)
   except AnalysisError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -181,6 +205,11 @@ def main(argv=None) -> int:
     paper_text = paper_table.to_text()
     outputs += [(f'{paper_table.FILE_STEM}.txt', paper_text),
                 (f'{paper_table.FILE_STEM}.md', paper_table.to_markdown())]
+  if standing_rows:
+    from analysis import standing  # pylint: disable=import-outside-toplevel
+    standing_text = standing.to_markdown(standing_rows, args.standing)
+    outputs += [(f'standing_{args.standing}.md', standing_text),
+                (f'standing_{args.standing}.csv', standing.to_csv(standing_rows))]
   written = []
   for name, content in outputs:
     path = os.path.join(out, name)
@@ -193,6 +222,8 @@ def main(argv=None) -> int:
   print(text)
   if args.paper_table:
     print(paper_text)
+  if standing_rows:
+    print(standing_text)
   print('Wrote ' + ', '.join(os.path.basename(p) for p in written) + f' into {out}/')
   print(f'Took {time.perf_counter() - start:.1f} s (loading and bootstrap {bootstrap_s:.1f} s).',
         file=sys.stderr)

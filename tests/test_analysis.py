@@ -461,3 +461,44 @@ def test_paper_table_under_ours_and_nothing_changes_without_it(tmp_path, capsys)
 
   assert drop_wrote(out.replace(paper_text + '\n', '', 1)) == drop_wrote(plain)
   assert not [line for line in drop_wrote(plain) if 'paper' in line.lower()]
+
+
+# ------------------------------------------------------------------ --standing
+def test_standing_places_each_run_among_the_published_runs_of_its_game(tmp_path, capsys):
+  published = loading.load_baseline('DrQ_eps').scores
+  breakout = np.array([s for _, s in published['Breakout']])
+  assault = np.array([s for _, s in published['Assault']])
+  tie = float(np.sort(assault)[50])  # a score equal to a published run
+  runs = str(tmp_path / 'runs')
+  write_result(runs, 'drq', 'Breakout', 0, 19.3)
+  write_result(runs, 'drq', 'Assault', 0, tie)
+  write_result(runs, 'drq', 'Assault', 1, -1.0)  # below every published run
+  out_dir = tmp_path / 'out'
+  code, out, err = run_main([runs, '--common-games', '--standing', 'DrQ_eps', '--no-plots',
+                             '--out', str(out_dir)] + FAST, capsys)
+  assert code == 0, err
+  with open(out_dir / 'standing_DrQ_eps.csv', newline='') as f:
+    rows = {(r['game'], int(r['seed'])): r for r in csv.DictReader(f)}
+  assert set(rows) == {('Breakout', 0), ('Assault', 0), ('Assault', 1)}
+  row = rows[('Breakout', 0)]
+  assert float(row['below']) == pytest.approx(np.mean(breakout < 19.3)) == 0.77
+  assert float(row['median']) == pytest.approx(np.median(breakout))
+  assert (float(row['q25']), float(row['q75'])) == pytest.approx(
+      tuple(np.percentile(breakout, [25, 75])))
+  assert int(row['baseline_runs']) == 100
+  tied = rows[('Assault', 0)]
+  assert float(tied['below']) == np.mean(assault < tie)
+  assert float(tied['ties']) == np.mean(assault == tie) > 0
+  assert float(rows[('Assault', 1)]['below']) == 0.0
+  text = (out_dir / 'standing_DrQ_eps.md').read_text()
+  assert text in out + '\n' and '| drq | Breakout | 0 | 19.3 | 16.2 | [14.7, 19.0] | 77% of 100 |' in text
+
+
+def test_standing_needs_our_runs_and_a_known_baseline(tmp_path, capsys):
+  code, _, err = run_main(['--baselines', 'SPR', '--standing', 'DrQ_eps'] + FAST, capsys)
+  assert code == 2 and 'give RUNS_DIR or --score-files' in err
+  runs = str(tmp_path / 'runs')
+  write_result(runs, 'drq', 'Breakout', 0, 19.3)
+  code, _, err = run_main([runs, '--standing', 'drq_eps'] + FAST, capsys)
+  assert code == 2 and 'DrQ_eps' in err
+  assert not (tmp_path / 'runs' / 'analysis').exists()
