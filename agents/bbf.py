@@ -142,6 +142,20 @@ class BBFSettings:
       'public_code' bootstraps from s = s_{t+n-1}, one step early, and takes a terminal only
       in t .. t+n-2 (the public buffer, google-research issue 1851); 'corrected' from s_{t+n},
       terminals in t .. t+n-1.
+    spr_mask: str, which SPR targets s_{t+j} (j = 1 .. jumps) count: 'public_code' (the public
+      buffer's ``same_trajectory``: target j dropped when a terminal lies in t .. t+j, so a
+      terminal at t itself drops every target and one at t+j drops that target; truncations
+      are not looked at; and the first row of each sampled batch (``replay_ratio`` /
+      ``batches_to_group`` samples of G*B rows per agent step, the row in the first group) is
+      never masked, as its ``output[0, :] = 0`` clears that row's terminal flags) or
+      'corrected' (target j dropped when a segment ends, terminal or truncation, in
+      t .. t+j-1: the targets of the same life, in every row).
+    frame_stacks: str, the frame stacks of replayed states: 'public_code' (the public buffer's
+      ``censor_before``: every stack of a sample of key t, its jumps + 1 states and next state,
+      zeroes the frames before 1 + the first terminal among steps t-3 .. t-1 (stack of 4);
+      truncations do not cut a stack; keys 0 .. 2 are never sampled) or 'corrected' (each
+      stack zeroes the frames before its own step's segment start, terminal or truncation:
+      the agent's acting stack).
   """
   width_scale: int = 4
   stage_widths: tuple = (16, 32, 32)
@@ -182,6 +196,8 @@ class BBFSettings:
   priority_update: str = 'public_code'
   crop_positions: int = 8
   n_step_bootstrap: str = 'public_code'
+  spr_mask: str = 'public_code'
+  frame_stacks: str = 'public_code'
   reset_schedule: str = 'public_code'
   reset_offset: int = 1
 
@@ -216,6 +232,8 @@ class BBFSettings:
       'priority_update': settings.one_of('public_code', 'per_sample'),
       'reset_schedule': settings.one_of('public_code', 'multiples'),
       'n_step_bootstrap': settings.one_of('public_code', 'corrected'),
+      'spr_mask': settings.one_of('public_code', 'corrected'),
+      'frame_stacks': settings.one_of('public_code', 'corrected'),
   }
 
   def __post_init__(self):
@@ -310,13 +328,15 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
     self.target_network_params = jax.tree_util.tree_map(jnp.copy, self.online_params)
 
   def _build_replay_buffer(self):
+    s = self.settings
     return SubsequenceReplayBuffer(
         observation_shape=tuple(self.observation_shape), stack_size=self.stack_size,
-        capacity=self.settings.replay_capacity, subseq_len=self.settings.jumps + 1,
-        max_update_horizon=self.settings.max_update_horizon,
-        prioritized=self.settings.replay_scheme == 'prioritized', seed=self._seed,
-        bootstrap={'public_code': 'public_code', 'corrected': 'next'}[
-            self.settings.n_step_bootstrap])
+        capacity=s.replay_capacity, subseq_len=s.jumps + 1,
+        max_update_horizon=s.max_update_horizon,
+        prioritized=s.replay_scheme == 'prioritized', seed=self._seed,
+        bootstrap={'public_code': 'public_code', 'corrected': 'next'}[s.n_step_bootstrap],
+        spr_mask={'public_code': 'public_code', 'corrected': 'segment'}[s.spr_mask],
+        frame_stacks={'public_code': 'public_code', 'corrected': 'segment'}[s.frame_stacks])
 
   @property
   def replay_ratio(self) -> int:
@@ -368,6 +388,8 @@ class BBFAgent(DopamineLearnerAttributes, dqn_agent.JaxDQNAgent):
 
   def _sample_batches(self) -> dict:
     groups, batch = self.settings.batches_to_group, self.settings.batch_size
+    # One sample of G*B rows, as the public code draws it: with spr_mask 'public_code' its row
+    # 0, row 0 of the first group, is the one whose SPR targets are never masked.
     sample = self._replay.sample(groups * batch, self.current_update_horizon,
                                  self.current_gamma)
     if self.settings.replay_scheme == 'prioritized':

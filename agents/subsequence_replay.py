@@ -15,6 +15,14 @@ after ``a_k`` (no bootstrap past it) and ``episode_end_k`` says it was cut after
   ``episode_end``. The frame stack of step ``i`` is frames ``i - stack_size + 1 .. i`` (newest
   last, on a new last axis), with frames from before ``i``'s segment start zeroed: the agent's
   own acting stack, which is reset at every episode (life) start.
+* With ``frame_stacks='public_code'`` (the public BBF buffer's ``censor_before``): every stack
+  of a sample of key ``k`` (its ``T`` states and ``next_state``) zeroes the frames before
+  ``c_k = 1 +`` the first *terminal* among steps ``k - stack_size + 1 .. k - 1`` (none zeroed
+  when there is none), and keys ``0 .. stack_size - 2`` never enter the sampler. Truncations do
+  not cut a stack, and a stack after a second boundary within ``stack_size - 1`` steps, or of a
+  later step ``k + j`` past a terminal, shows frames of the earlier segment. (In global steps:
+  the public code's ring indices also zero frames at its ring's seam once it wraps, which a
+  200,000-step buffer never does in a 100k-step run.)
 * Storage is circular: global step ``k`` lives in slot ``k % capacity`` of preallocated arrays.
 * Sampling keys are global step indices. Key ``k`` enters the sampler once step
   ``k + max_update_horizon + subseq_len - 1`` has been added (everything a sample of ``k`` reads
@@ -40,6 +48,10 @@ after ``a_k`` (no bootstrap past it) and ``episode_end_k`` says it was cut after
   ``k + n - 1``, one step early (the return and ``discount`` are the same);
 * ``same_trajectory`` (B, T) float32: 1 at ``j = 0``; at ``j > 0``, 1 iff no step in
   ``k .. k + j - 1`` ended its segment (terminal or episode_end);
+* with ``spr_mask='public_code'`` (the public BBF buffer's rule): ``same_trajectory[b, j]`` is
+  1 iff no step in ``k .. k + j`` is a *terminal* (a terminal at ``k`` itself or at ``k + j``
+  drops target ``j``; truncations are not looked at), except row ``b = 0`` of the batch, all 1
+  (its ``output[0, :] = 0`` zeroes the first batch row's terminal flags, not the first step's);
 * ``indices`` (B,) int64 keys and ``sampling_probabilities`` (B,) float64.
 
 Prioritized sampling uses Dopamine's ``PrioritizedSamplingDistribution`` (priority exponent
@@ -59,6 +71,8 @@ from dopamine.jax.replay_memory import samplers
 
 _STATE_FORMAT = 1
 BOOTSTRAPS = ('next', 'public_code')
+SPR_MASKS = ('segment', 'public_code')
+FRAME_STACKS = ('segment', 'public_code')
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -88,13 +102,21 @@ class SubsequenceReplayBuffer:
 
   def __init__(self, *, observation_shape: Sequence[int] = (84, 84), stack_size: int = 4,
                capacity: int = 200_000, subseq_len: int = 6, max_update_horizon: int = 10,
-               prioritized: bool = True, seed: int = 0, bootstrap: str = 'next'):
+               prioritized: bool = True, seed: int = 0, bootstrap: str = 'next',
+               spr_mask: str = 'segment', frame_stacks: str = 'segment'):
     """Args: the module docstring's names; ``bootstrap``: 'next' (the n-step target bootstraps
-    from step ``k + n``) or 'public_code' (from ``k + n - 1``, terminals of ``k .. k + n - 2``)."""
-    if bootstrap not in BOOTSTRAPS:
-      raise ValueError(f'bootstrap must be one of {", ".join(map(repr, BOOTSTRAPS))}, got '
-                       f'{bootstrap!r}.')
+    from step ``k + n``) or 'public_code' (from ``k + n - 1``, terminals of ``k .. k + n - 2``);
+    ``spr_mask``: 'segment' (``same_trajectory`` ends where a segment ends) or 'public_code';
+    ``frame_stacks``: 'segment' (zeroed before each stack's segment start) or 'public_code'."""
+    for name, value, allowed in (('bootstrap', bootstrap, BOOTSTRAPS),
+                                 ('spr_mask', spr_mask, SPR_MASKS),
+                                 ('frame_stacks', frame_stacks, FRAME_STACKS)):
+      if value not in allowed:
+        raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, got '
+                         f'{value!r}.')
     self._bootstrap = bootstrap
+    self._spr_mask = spr_mask
+    self._frame_stacks = frame_stacks
     observation_shape = tuple(observation_shape)
     if not observation_shape:
       raise ValueError('observation_shape must have at least one dimension.')
@@ -210,6 +232,8 @@ class SubsequenceReplayBuffer:
   def _maybe_add_key(self, key: int) -> None:
     if key < 0:
       return
+    if self._frame_stacks == 'public_code' and key < self._stack_size - 1:
+      return  # the public buffer never samples these ("the padding states of the first episode")
     window = (key + np.arange(self._max_update_horizon)) % self._capacity
     if np.any(self._episode_ends[window] & ~self._terminals[window]):
       return  # a truncation: some n would bootstrap from the reset frame
@@ -265,26 +289,49 @@ class SubsequenceReplayBuffer:
       terminal = terminals.any(axis=1)
       next_steps = np.where(terminal, keys + np.argmax(terminals, axis=1), keys + n)
 
+    if self._spr_mask == 'public_code':
+      # The public buffer: (1 - terminal[k .. k+T-1]).cumprod(1) after `output[0, :] = 0`, which
+      # clears the terminal flags of the batch's first row, not of each row's first step.
+      flags = self._terminals[slots].copy()
+      flags[0] = False
+      same = np.cumsum(flags, axis=1) == 0
+    else:
+      same = _none_before(ends)
+    if self._frame_stacks == 'public_code':
+      first_kept = self._public_censor(keys)                           # (B,)
+      state_starts, next_starts = np.broadcast_to(first_kept[:, None], steps.shape), first_kept
+    else:
+      state_starts = self._segment_starts[slots]
+      next_starts = self._segment_starts[next_steps % self._capacity]
+
     return {
-        'state': self._stacks(steps),
+        'state': self._stacks(steps, state_starts),
         'action': self._actions[slots],
         'reward': self._rewards[slots],
         'return': returns.astype(np.float32),
         'terminal': terminal,
         'discount': np.full(batch_size, gamma ** n, np.float32),
-        'next_state': self._stacks(next_steps),
-        'same_trajectory': _none_before(ends).astype(np.float32),
+        'next_state': self._stacks(next_steps, next_starts),
+        'same_trajectory': same.astype(np.float32),
         'indices': keys,
         'sampling_probabilities': probabilities,
     }
 
-  def _stacks(self, steps: np.ndarray) -> np.ndarray:
-    """Frame stacks of global ``steps`` (any shape): ``steps.shape + obs_shape + (stack,)``."""
+  def _public_censor(self, keys: np.ndarray) -> np.ndarray:
+    """The public buffer's ``censor_before`` of each key, as a global step: 1 + the first
+    terminal among steps ``k - stack_size + 1 .. k - 1``, or 0 when there is none."""
+    window = keys[:, None] + np.arange(1 - self._stack_size, 0)      # (B, stack - 1)
+    terminals = self._terminals[window % self._capacity] & (window >= 0)
+    first = keys + 1 - self._stack_size + np.argmax(terminals, axis=1) if window.size else keys
+    return np.where(terminals.any(axis=1), first + 1, 0)
+
+  def _stacks(self, steps: np.ndarray, first_kept: np.ndarray) -> np.ndarray:
+    """Frame stacks of global ``steps`` (any shape): ``steps.shape + obs_shape + (stack,)``,
+    with the frames before ``first_kept`` (a global step, same shape as ``steps``) zeroed."""
     size = self._stack_size
     frames = steps[..., None] + np.arange(1 - size, 1)               # (..., stack), newest last
     stacks = self._observations[frames % self._capacity]             # (..., stack, *obs)
-    before_segment = frames < self._segment_starts[steps % self._capacity][..., None]
-    stacks[before_segment] = 0
+    stacks[frames < first_kept[..., None]] = 0
     # Stack axis last. One strided copy per stack slot over whole flattened frames is about
     # twice as fast as numpy's generic transpose (whose inner loop is only `stack` long).
     planes = stacks.reshape(-1, size, math.prod(self._observation_shape))

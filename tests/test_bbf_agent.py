@@ -286,7 +286,11 @@ def test_one_update_writes_back_the_priorities_its_rule_says(rule, monkeypatch):
     ("BBFSettings.reset_schedule = 'often'",
      "BBFSettings.reset_schedule = 'often': must be one of 'public_code', 'multiples'"),
     ("BBFSettings.n_step_bootstrap = 'late'",
-     "BBFSettings.n_step_bootstrap = 'late': must be one of 'public_code', 'corrected'")])
+     "BBFSettings.n_step_bootstrap = 'late': must be one of 'public_code', 'corrected'"),
+    ("BBFSettings.spr_mask = 'segment'",
+     "BBFSettings.spr_mask = 'segment': must be one of 'public_code', 'corrected'"),
+    ("BBFSettings.frame_stacks = 'zeros'",
+     "BBFSettings.frame_stacks = 'zeros': must be one of 'public_code', 'corrected'")])
 def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
   configs.parse_agent_config('bbf', [binding])
   from agents import settings  # pylint: disable=import-outside-toplevel
@@ -294,20 +298,60 @@ def test_bad_public_code_switch_values_name_the_allowed_ones(binding, message):
     configs.check_settings()
 
 
+def switches(settings) -> tuple:
+  return (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,
+          settings.reset_schedule, settings.spr_mask, settings.frame_stacks)
+
+
 def test_one_include_turns_every_correction_on():
   configs.parse_agent_config('bbf_ht', ['include "includes/bbf_corrections.gin"'])
   from agents.bbf import BBFSettings  # pylint: disable=import-outside-toplevel
   settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,
-          settings.reset_schedule) == ('per_sample', 9, 'corrected', 'multiples')
+  assert switches(settings) == ('per_sample', 9, 'corrected', 'multiples', 'corrected',
+                                'corrected')
   assert settings.ht_reset_period == 4000 and settings.spr_weight == 0.0  # bbf_ht kept
-  configs.parse_agent_config('bbf_ht')
-  settings = BBFSettings()
-  assert (settings.priority_update, settings.crop_positions, settings.n_step_bootstrap,
-          settings.reset_schedule) == ('public_code', 8, 'public_code', 'public_code')
+  for name in BBF_AGENTS:  # every named configuration is the public code's
+    configs.parse_agent_config(name)
+    assert switches(BBFSettings()) == ('public_code', 8, 'public_code', 'public_code',
+                                       'public_code', 'public_code')
 
 
 @pytest.mark.parametrize('setting, rule', [('public_code', 'public_code'), ('corrected', 'next')])
 def test_the_agents_buffer_bootstraps_as_its_setting_says(setting, rule):
   agent = make_agent('bbf', [f"BBFSettings.n_step_bootstrap = '{setting}'"])
   assert agent._replay._bootstrap == rule  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('setting, rule', [('public_code', 'public_code'), ('corrected', 'segment')])
+def test_the_agents_buffer_masks_and_stacks_as_its_settings_say(setting, rule):
+  agent = make_agent('bbf', [f"BBFSettings.spr_mask = '{setting}'",
+                             f"BBFSettings.frame_stacks = '{setting}'"])
+  assert agent._replay._spr_mask == rule  # pylint: disable=protected-access
+  assert agent._replay._frame_stacks == rule  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('rule', ['public_code', 'corrected'])
+def test_public_spr_mask_spares_the_first_row_of_the_whole_sampled_batch(rule):
+  """The agent draws G*B rows at once and splits them into G groups, as the public code does:
+  with the public mask only row 0 of group 0 escapes it. A terminal every 3 steps puts one in
+  every 6-step window, so every other row has a zero."""
+  # pylint: disable=protected-access
+  agent = make_agent('bbf_ssl', [f"BBFSettings.spr_mask = '{rule}'"])
+  feed(agent, 60, terminal_every=3)  # before the warm-up ends: nothing trained, keys to sample
+  batches, keys = agent._sample_batches()
+  masks = batches['same_trajectory']
+  groups, batch, length = masks.shape
+  assert (groups, batch, length) == (2, 4, 6)
+  stored = agent._replay._terminals
+  ends = stored | agent._replay._episode_ends
+  for row, key in enumerate(np.asarray(keys).reshape(-1)):
+    steps = key + np.arange(length)
+    if rule == 'public_code':  # no terminal in k .. k + j
+      expected = np.cumsum(stored[steps]) == 0
+      if row == 0:
+        expected[:] = True
+    else:                      # no segment end in k .. k + j - 1
+      expected = np.concatenate([[True], np.cumsum(ends[steps[:-1]]) == 0])
+    np.testing.assert_array_equal(masks.reshape(-1, length)[row], expected.astype(np.float32))
+  assert (masks[0, 0] == 1).all() == (rule == 'public_code')
+  assert not (masks[1, 0] == 1).all()  # the second group's first row is masked

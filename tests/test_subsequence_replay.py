@@ -66,15 +66,17 @@ def fill(buffer: SubsequenceReplayBuffer, steps: list[Step]) -> SubsequenceRepla
 
 
 class Reference:
-  """What the buffer must sample, from a plain list of steps."""
+  """What the buffer must sample, from a plain list of steps; ``public_code=True``: the public
+  BBF buffer's rules (bootstrap, SPR mask and frame stacks), as the docstring states them."""
 
   def __init__(self, steps: list[Step], *, stack_size: int, capacity: int, subseq_len: int,
-               max_update_horizon: int):
+               max_update_horizon: int, public_code: bool = False):
     self.steps = steps
     self.stack_size = stack_size
     self.capacity = capacity
     self.subseq_len = subseq_len
     self.max_update_horizon = max_update_horizon
+    self.public_code = public_code
     self.starts = []
     start = 0
     for k, step in enumerate(steps):
@@ -88,41 +90,57 @@ class Reference:
     oldest = count - self.capacity + self.stack_size - 1 if count > self.capacity else 0
     newest = count - 1 - (self.max_update_horizon + self.subseq_len - 1)
     keys = []
-    for k in range(max(oldest, 0), newest + 1):
+    first = self.stack_size - 1 if self.public_code else 0  # the public code's padding keys
+    for k in range(max(oldest, first), newest + 1):
       window = self.steps[k:k + self.max_update_horizon]
       if not any(step.episode_end and not step.terminal for step in window):
         keys.append(k)
     return keys
 
-  def stack(self, i: int) -> np.ndarray:
+  def first_kept(self, k: int) -> int:
+    """The public code's censor_before of key k: 1 + its first terminal in the frames before."""
+    for f in range(k - self.stack_size + 1, k):
+      if f >= 0 and self.steps[f].terminal:
+        return f + 1
+    return 0
+
+  def stack(self, i: int, first_kept: int | None = None) -> np.ndarray:
+    first_kept = self.starts[i] if first_kept is None else first_kept
     frames = []
     for f in range(i - self.stack_size + 1, i + 1):
-      if f >= self.starts[i]:
+      if f >= first_kept:
         frames.append(self.steps[f].observation)
       else:
         frames.append(np.zeros(OBS, np.uint8))
     return np.stack(frames, axis=-1)
 
-  def sample(self, k: int, n: int, gamma: float) -> dict[str, Any]:
+  def sample(self, k: int, n: int, gamma: float, first_row: bool = False) -> dict[str, Any]:
+    """Key k's row; ``first_row``: it is row 0 of the batch (the public SPR mask's quirk)."""
     ret, terminal, last = 0.0, False, k + n
     for i in range(n):
       ret += gamma ** i * self.steps[k + i].reward
       if self.steps[k + i].terminal:
-        terminal, last = True, k + i
+        terminal, last = i < n - 1 or not self.public_code, k + i
         break
-    same = [1.0]
-    for j in range(1, self.subseq_len):
-      previous = self.steps[k + j - 1]
-      same.append(0.0 if previous.terminal or previous.episode_end else same[-1])
+    if self.public_code:
+      last = k + n - 1
+    same = []
+    for j in range(self.subseq_len):
+      if self.public_code:  # no terminal in k .. k + j, except in the batch's first row
+        cut = self.steps[k + j].terminal and not first_row
+      else:                 # no segment end in k .. k + j - 1
+        cut = j > 0 and (self.steps[k + j - 1].terminal or self.steps[k + j - 1].episode_end)
+      same.append(0.0 if cut else (same[-1] if same else 1.0))
+    first_kept = self.first_kept(k) if self.public_code else None
     span = range(k, k + self.subseq_len)
     return {
-        'state': np.stack([self.stack(i) for i in span]),
+        'state': np.stack([self.stack(i, first_kept) for i in span]),
         'action': [self.steps[i].action for i in span],
         'reward': [self.steps[i].reward for i in span],
         'return': ret,
         'terminal': terminal,
         'discount': gamma ** n,
-        'next_state': self.stack(last),
+        'next_state': self.stack(last, first_kept),
         'same_trajectory': same,
     }
 
@@ -164,7 +182,7 @@ def check_against_reference(buffer, reference, n, gamma, batch_size=1000):
   if len(keys) <= 40:
     assert set(seen) == set(keys)
   for key, b in seen.items():
-    assert_row_matches(row(batch, b), reference.sample(key, n, gamma))
+    assert_row_matches(row(batch, b), reference.sample(key, n, gamma, first_row=b == 0))
 
 
 # ------------------------------------------------------------------ reference comparison
@@ -189,6 +207,32 @@ def test_matches_reference_on_random_streams(stack_size, subseq_len, horizon, ca
     if count % 50 == 0 or count == length:
       for n, gamma in ((1, 0.9), (horizon, 0.8)):
         check_against_reference(buffer, reference, n, gamma)
+
+
+PUBLIC_CODE = dict(bootstrap='public_code', spr_mask='public_code', frame_stacks='public_code')
+
+
+@pytest.mark.parametrize('stack_size, subseq_len, horizon, capacity, prioritized, length', [
+    (4, 6, 10, 1000, True, 150),  # BBF's shapes
+    (3, 4, 2, 1000, False, 120),
+    (3, 3, 5, 20, True, 150),     # overwritten several times
+    (1, 5, 2, 9, False, 60),      # an SPR window longer than the n-step one: truncations in it
+])
+def test_public_code_rules_match_reference_on_random_streams(stack_size, subseq_len, horizon,
+                                                             capacity, prioritized, length):
+  config = dict(stack_size=stack_size, capacity=capacity, subseq_len=subseq_len,
+                max_update_horizon=horizon)
+  steps = random_stream(seed=stack_size * 10 + horizon, length=length)
+  buffer = SubsequenceReplayBuffer(observation_shape=OBS, prioritized=prioritized, seed=5,
+                                   **config, **PUBLIC_CODE)
+  for count, step in enumerate(steps, start=1):
+    buffer.add(*step)
+    reference = Reference(steps[:count], public_code=True, **config)
+    assert buffer.num_sampleable == len(reference.keys())
+    if count % 30 == 0 or count == length:
+      for n, gamma in ((1, 0.9), (horizon, 0.8)):
+        for _ in range(3):  # a new batch, a new key in row 0
+          check_against_reference(buffer, reference, n, gamma)
 
 
 # ------------------------------------------------------------------ hand-computed cases
@@ -300,6 +344,84 @@ def test_same_trajectory_across_terminal_and_truncation():
   for key, mask in expected.items():
     np.testing.assert_array_equal(rows[key]['same_trajectory'], np.asarray(mask, np.float32))
     assert rows[key]['same_trajectory'].dtype == np.float32
+
+
+def test_public_code_spr_mask_terminals_only_and_never_the_first_batch_row():
+  """The public buffer's same_trajectory on the stream above: (1 - terminal[k .. k+3]).cumprod
+  after ``output[0, :] = 0``: a terminal at k + j drops target j too, one at k drops them all,
+  the truncation is not seen, and row 0 of each sampled batch is all ones."""
+  steps = make_stream([0.0] * 14, terminals={2}, truncations={6})
+  buffer = fill(SubsequenceReplayBuffer(observation_shape=OBS, stack_size=1, capacity=50,
+                                        subseq_len=4, max_update_horizon=1,
+                                        spr_mask='public_code'), steps)
+  expected = {   # key: public mask (rows 1..), the corrected one for comparison
+      0: [1, 1, 0, 0],   # terminal at k + 2 (corrected: [1, 1, 1, 0])
+      1: [1, 0, 0, 0],   # terminal at k + 1 (corrected: [1, 1, 0, 0])
+      2: [0, 0, 0, 0],   # terminal at k     (corrected: [1, 0, 0, 0])
+      3: [1, 1, 1, 1],
+      4: [1, 1, 1, 1],   # truncation after step 6, not seen (corrected: [1, 1, 1, 0])
+      5: [1, 1, 1, 1],   # (corrected: [1, 1, 0, 0])
+      7: [1, 1, 1, 1],
+      8: [1, 1, 1, 1],
+      9: [1, 1, 1, 1],
+  }
+  assert buffer.num_sampleable == len(expected)
+  first_row_keys = set()
+  for _ in range(40):
+    batch = buffer.sample(8, 1, 0.9)
+    masks = batch['same_trajectory']
+    assert masks.dtype == np.float32
+    np.testing.assert_array_equal(masks[0], np.ones(4, np.float32))  # the quirk
+    first_row_keys.add(int(batch['indices'][0]))
+    for b in range(1, 8):
+      np.testing.assert_array_equal(masks[b], expected[int(batch['indices'][b])])
+  assert first_row_keys & {0, 1, 2}  # row 0 held a key whose own mask has zeros
+
+
+def test_public_code_frame_stacks_cut_at_the_keys_first_terminal():
+  """The public buffer's censor_before (stack 3, sub-sequences of 2): terminals after steps 3
+  and 4 (a one-step life), a truncation after step 8. Every stack of key k's sample is cut
+  before 1 + the first terminal in k-2 .. k-1; keys 0 and 1 are never sampled."""
+  steps = make_stream([0.0] * 14, terminals={3, 4}, truncations={8})
+  config = dict(observation_shape=OBS, stack_size=3, capacity=50, subseq_len=2,
+                max_update_horizon=1)
+  corrected = rows_by_key(fill(SubsequenceReplayBuffer(**config), steps), 1, 0.9)
+  public = rows_by_key(fill(SubsequenceReplayBuffer(frame_stacks='public_code', **config),
+                            steps), 1, 0.9)
+  assert sorted(corrected) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11]
+  assert sorted(public) == [2, 3, 4, 5, 6, 7, 9, 10, 11]
+  z, f = np.zeros(OBS, np.uint8), frame
+  expected = {  # key: (corrected stacks of k and k + 1), (public ones)
+      2: ([[f(0), f(1), f(2)], [f(1), f(2), f(3)]],) * 2,
+      3: ([[f(1), f(2), f(3)], [z, z, f(4)]],         # step 4 starts a life
+          [[f(1), f(2), f(3)], [f(2), f(3), f(4)]]),  # no terminal before 3: nothing cut
+      4: ([[z, z, f(4)], [z, z, f(5)]],
+          [[z, z, f(4)], [z, f(4), f(5)]]),           # cut after 3, for step 5 too
+      5: ([[z, z, f(5)], [z, f(5), f(6)]],
+          [[z, f(4), f(5)], [f(4), f(5), f(6)]]),     # the first of two terminals (3, 4)
+      6: ([[z, f(5), f(6)], [f(5), f(6), f(7)]],) * 2,
+      7: ([[f(5), f(6), f(7)], [f(6), f(7), f(8)]],) * 2,
+      9: ([[z, z, f(9)], [z, f(9), f(10)]],
+          [[f(7), f(8), f(9)], [f(8), f(9), f(10)]]),  # the truncation does not cut
+      10: ([[z, f(9), f(10)], [f(9), f(10), f(11)]],
+           [[f(8), f(9), f(10)], [f(9), f(10), f(11)]]),
+      11: ([[f(9), f(10), f(11)], [f(10), f(11), f(12)]],) * 2,
+  }
+  for key, (ours, theirs) in expected.items():
+    for rows, stacks in ((corrected, ours), (public, theirs)):
+      np.testing.assert_array_equal(
+          rows[key]['state'], np.stack([np.stack(s, axis=-1) for s in stacks]), err_msg=key)
+  for key in corrected.keys() & public.keys():  # the rest of a row does not depend on the rule
+    for name in ('action', 'reward', 'return', 'terminal', 'same_trajectory'):
+      np.testing.assert_array_equal(corrected[key][name], public[key][name])
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(spr_mask='corrected'), "spr_mask must be one of 'segment', 'public_code'"),
+    (dict(frame_stacks='dopamine'), "frame_stacks must be one of 'segment', 'public_code'")])
+def test_spr_mask_and_frame_stack_rules_must_be_known(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    SubsequenceReplayBuffer(observation_shape=OBS, **kwargs)
 
 
 def test_keys_enter_lazily_and_never_cross_the_write_cursor():
