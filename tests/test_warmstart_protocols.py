@@ -102,21 +102,61 @@ def test_continual_phases_grow_and_get_cleaner(digits, access, sizes):
   # evaluation every 20 epochs of a phase's data: its start and end in 1-epoch phases
   assert [(r['phase'], r['epoch']) for r in rows] == [(p, e) for p in range(3) for e in (0, 1)]
   assert [r['phase_examples'] for r in ends(rows)] == sizes
-  assert [r['phase_noise'] for r in ends(rows)] == [0.5, 0.25, 0.0]
+  assert [r['phase_noise'] for r in ends(rows)] == [0.5, 0.5, 0.0]  # official: steps of two
   assert all(0.0 <= r['test_acc'] <= 1.0 for r in rows)
   assert protocols.planned_updates(config, methods.parse_method('warm'), 'continual', 1500) == \
       sum(r['updates'] for r in ends(rows))
 
 
-def test_continual_phase_data_labels_carry_the_phase_noise(digits):
+def test_continual_noise_steps_as_the_official_config():
+  config = protocols.ProtocolConfig()  # 10 phases from 0.5
+  assert tuple(protocols.continual_noise(config, p) for p in range(10)) == \
+      protocols.OFFICIAL_CONTINUAL_NOISE == (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
+  linear = dataclasses.replace(config, noise_schedule='linear')
+  np.testing.assert_allclose([protocols.continual_noise(linear, p) for p in range(10)],
+                             np.linspace(0.5, 0.0, 10), atol=1e-12)
+  with pytest.raises(ValueError, match='noise_schedule must be one of official, linear'):
+    protocols.ProtocolConfig(noise_schedule='cosine')
+
+
+def test_the_continual_buffer_is_a_memory_across_phases():
+  labels = np.arange(12) % 3  # official indices: class 0 = examples 0, 3, 6, 9 -> 0..3,
+  order = np.arange(12)[::-1]  # class 1 = 1, 4, 7, 10 -> 4..7, class 2 = 2, 5, 8, 11 -> 8..11
+  config = protocols.ProtocolConfig(num_phases=3, access='buffer', buffer_size=3)
+  phases = protocols.continual_phase_indices(config, labels, order)
+  # slices 11 10 9 8 | 7 6 5 4 | 3 2 1 0; the memory keeps the lowest official indices:
+  # after phase 0 examples 9, 10, 8 (indices 3, 7, 10); after phase 1 examples 6, 9, 4 (2, 3, 5)
+  assert [p.tolist() for p in phases] == [
+      [11, 10, 9, 8], [9, 10, 8, 7, 6, 5, 4], [6, 9, 4, 3, 2, 1, 0]]
+  full = protocols.continual_phase_indices(dataclasses.replace(config, access='full'), labels,
+                                           order)
+  assert [p.tolist() for p in full] == [list(order[:4]), list(order[:8]), list(order)]
+  reservoir = protocols.continual_phase_indices(
+      dataclasses.replace(config, buffer_rule='reservoir'), labels, order)
+  assert [len(p) for p in reservoir] == [4, 7, 7]
+  assert set(reservoir[2][:3].tolist()) <= set(order[:8].tolist())
+  assert set(reservoir[2][:3].tolist()) <= set(reservoir[1].tolist())  # no example comes back
+
+
+def test_continual_phase_labels_carry_the_phase_noise(digits):
   config = protocols.ProtocolConfig(**TINY)
   data = protocols.prepare_data(digits, config)
-  order = np.arange(len(data.x_train))
-  x, y, noise = protocols.continual_phase_data(data, config, 0, order,
-                                               np.random.default_rng(0))
-  assert noise == 0.5 and len(x) == 150
-  changed = np.mean(y != data.y_train[:150])
-  assert 0.3 < changed < 0.55  # half re-drawn, a tenth of those by chance to the true label
+  phase, x, y, noise = next(protocols.continual_phases(data, config))
+  assert (phase, noise, len(x)) == (0, 0.5, 150)
+  truth = np.array([data.y_train[np.flatnonzero((data.x_train == image).all(axis=(1, 2, 3)))[0]]
+                    for image in x])
+  assert 0.3 < np.mean(y != truth) < 0.55  # half re-drawn (a draw of the true label counts 0)
+
+
+def test_the_continual_protocol_augments_every_method_by_default():
+  warm = methods.parse_method('warm')
+  config = protocols.ProtocolConfig()
+  assert protocols.protocol_method(warm, config, 'continual').augment
+  assert not protocols.protocol_method(warm, config, 'warmstart').augment
+  assert not protocols.protocol_method(
+      warm, dataclasses.replace(config, augment_all=False), 'continual').augment
+  assert protocols.protocol_method(
+      warm, dataclasses.replace(config, augment_all=True), 'warmstart').augment
 
 
 def test_the_official_schedule_flags_reach_the_config():
@@ -125,10 +165,15 @@ def test_the_official_schedule_flags_reach_the_config():
     run_cli.apply_model_defaults(args)
     return run_cli.configs_from_args(args)[0][0]
   default = config_of([])
-  assert (default.eval_every, default.eval_dead_reset) == (None, True)
+  assert (default.eval_every, default.eval_dead_reset, default.augment_all,
+          default.noise_schedule, default.buffer_rule) == (None, True, None, 'official',
+                                                           'official')
   assert default.eval_every_for('warmstart') == 5 and default.eval_every_for('continual') == 20
-  other = config_of(['--eval-every', '2', '--no-eval-dead-reset'])
-  assert (other.eval_every, other.eval_dead_reset) == (2.0, False)
+  other = config_of(['--eval-every', '2', '--no-eval-dead-reset', '--augment', 'method',
+                     '--noise-schedule', 'linear', '--buffer-rule', 'reservoir'])
+  assert (other.eval_every, other.eval_dead_reset, other.augment_all, other.noise_schedule,
+          other.buffer_rule) == (2.0, False, False, 'linear', 'reservoir')
+  assert config_of(['--augment', 'all']).augment_all is True
 
 
 def test_cli_writes_results_resumes_and_plots(tmp_path, capsys):

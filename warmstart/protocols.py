@@ -5,9 +5,11 @@
   same number of updates (the paper's 1000 epochs at 10% then 100 epochs at 100%). A method
   with ``warm_start=False`` ("fresh") runs phase 1 alone from the same initial weights.
 * ``run_continual``: ``num_phases`` phases; phase p adds the p-th ``1/num_phases`` slice of the
-  training set, label noise falls linearly from ``noise`` to 0, and the training set is every
-  slice seen so far (``access='full'``) or the new slice plus a random ``buffer_size`` examples
-  of the earlier ones (``access='buffer'``); a phase trains ``epochs`` epochs of its set. A
+  training set with label noise falling from ``noise`` to 0 (``noise_schedule``: the official
+  0.5, 0.4, 0.4, ..., 0.1, 0.0, or linear), and the training set is every slice seen so far
+  (``access='full'``) or the new slice plus a memory of at most ``buffer_size`` earlier
+  examples (``access='buffer'``, warmstart/memory.py); a phase trains ``epochs`` epochs of its
+  set, with augmentation for every method by default (the official continual configs). A
   "fresh" method starts every phase from the initial weights.
 
 Both return one row (a dict) per evaluation point: at each phase's start, every
@@ -22,6 +24,7 @@ and label noise depend on the seed alone, so every method of one seed sees the s
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable
 
@@ -29,6 +32,7 @@ import jax
 import numpy as np
 
 from warmstart import data as data_lib
+from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import schedules
@@ -46,6 +50,9 @@ MODEL_OPTIM = {
 # configs/c_*.yaml `base_test_every: 2`, `base_epochs: 10` with ratio 0.1: every
 # int(2 / 0.1) = 20 of a phase's int(10 / 0.1) = 100 epochs.
 EVAL_EVERY = {'warmstart': 5.0, 'continual': 20.0}
+# Label noise of the 10 continual phases: configs/_continual.yaml `label_noise_ratios`.
+OFFICIAL_CONTINUAL_NOISE = (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
+NOISE_SCHEDULES = ('official', 'linear')
 # Training examples the official test loop scores dead units on (configs/trainer/base.yaml
 # `analysis_samples: 512`); also ReDo's sample here.
 ANALYSIS_EXAMPLES = 512
@@ -73,7 +80,10 @@ class ProtocolConfig:
       the side effect and an evaluation-point ReDo run there only). None: ``EVAL_EVERY``.
     eval_dead_reset: run the official test loop's side effect at every evaluation point, in
       every method (``Trainer.reset_dead_head_units``).
-    num_phases, access, buffer_size: continual protocol only.
+    augment_all: every method trains with augmentation (None: the protocol's official
+      default, on for continual, off for warm start).
+    num_phases, access, buffer_size, buffer_rule, noise_schedule: continual protocol only
+      (``buffer_rule``: warmstart/memory.py; ``noise_schedule``: ``continual_noise``).
   """
   dataset: str = 'fashion_mnist'
   model: str = 'mlp'
@@ -90,13 +100,22 @@ class ProtocolConfig:
   metric_examples: int = 2000
   eval_every: float | None = None
   eval_dead_reset: bool = True
+  augment_all: bool | None = None
   num_phases: int = 10
   access: str = 'full'
   buffer_size: int = 5000
+  buffer_rule: str = 'official'
+  noise_schedule: str = 'official'
 
   def __post_init__(self):
     if self.access not in ('full', 'buffer'):
       raise ValueError(f"access must be 'full' or 'buffer', got {self.access!r}.")
+    if self.buffer_rule not in memory_lib.RULES:
+      raise ValueError(f'buffer_rule must be one of {", ".join(memory_lib.RULES)}, got '
+                       f'{self.buffer_rule!r}.')
+    if self.noise_schedule not in NOISE_SCHEDULES:
+      raise ValueError(f'noise_schedule must be one of {", ".join(NOISE_SCHEDULES)}, got '
+                       f'{self.noise_schedule!r}.')
     if self.eval_every is not None and self.eval_every < 0:
       raise ValueError(f'eval_every must be >= 0, got {self.eval_every}.')
 
@@ -130,6 +149,15 @@ def prepare_data(dataset: data_lib.Dataset, config: ProtocolConfig) -> _Prepared
     x, y, _ = data_lib.subset(x, y, config.train_examples / len(x), np.random.default_rng(12345))
   return _Prepared(data_lib.to_float(x), y.astype(np.int32), data_lib.to_float(dataset.x_test),
                    dataset.y_test.astype(np.int32), dataset.num_classes)
+
+
+def protocol_method(method: methods_lib.MethodConfig, config: ProtocolConfig,
+                    protocol: str) -> methods_lib.MethodConfig:
+  """The method as the protocol runs it: augmentation on for every method when
+  ``augment_all`` says so, by default in the continual protocol (configs/c_*.yaml set
+  `crop_type: 'random_pad'`, `pad_size: 4`, `horizontal_flip: true` for every method)."""
+  augment_all = config.augment_all if config.augment_all is not None else protocol == 'continual'
+  return dataclasses.replace(method, augment=True) if augment_all else method
 
 
 def make_trainer(config: ProtocolConfig, method: methods_lib.MethodConfig,
@@ -231,6 +259,7 @@ def _run_phase(run: _Run, state, *, phase: int, name: str, x: np.ndarray, y: np.
 
 
 def _start_run(protocol, config, method_name, method, dataset, on_progress) -> _Run:
+  method = protocol_method(method, config, protocol)
   data = prepare_data(dataset, config)
   return _Run(protocol, config, method_name, method, make_trainer(config, method, data), data,
               jax.random.PRNGKey(config.seed), on_progress)
@@ -265,22 +294,46 @@ def run_warmstart(config: ProtocolConfig, method_name: str, method: methods_lib.
   return rows
 
 
-def continual_phase_data(data: _Prepared, config: ProtocolConfig, phase: int,
-                         order: np.ndarray, rng: np.random.Generator
-                         ) -> tuple[np.ndarray, np.ndarray, float]:
-  """Training set of continual phase ``phase``: (images, noisy labels, noise ratio)."""
-  slices = np.array_split(order, config.num_phases)
-  noise = config.noise * (1.0 - phase / max(1, config.num_phases - 1))
+def continual_noise(config: ProtocolConfig, phase: int) -> float:
+  """Label-noise ratio of continual phase ``phase``, falling from ``config.noise`` to 0.
+
+  'official': steps of a fifth of ``noise`` held for two phases, the official list
+  ``OFFICIAL_CONTINUAL_NOISE`` for 10 phases from 0.5 (in general ``noise * ceil((P - 1 - p)
+  / 2) / ceil((P - 1) / 2)``); 'linear': ``noise * (1 - p / (P - 1))``.
+  """
+  last = max(1, config.num_phases - 1)
+  if config.noise_schedule == 'linear':
+    return config.noise * (1.0 - phase / last)
+  return config.noise * math.ceil((last - phase) / 2) / math.ceil(last / 2)
+
+
+def continual_phase_indices(config: ProtocolConfig, labels: np.ndarray,
+                            order: np.ndarray) -> list[np.ndarray]:
+  """Training-set indices of every continual phase: the earlier slices (full access) or the
+  memory (warmstart/memory.py), then the phase's new slice (``order`` split in
+  ``num_phases``)."""
+  slices = np.array_split(np.asarray(order), config.num_phases)
   if config.access == 'full':
-    indices = np.concatenate(slices[:phase + 1])
-  elif config.access == 'buffer':
-    earlier = np.concatenate(slices[:phase]) if phase else np.zeros(0, int)
-    kept = rng.choice(earlier, size=min(config.buffer_size, len(earlier)), replace=False)
-    indices = np.concatenate([slices[phase], kept])
-  else:
-    raise ValueError(f"access must be 'full' or 'buffer', got {config.access!r}.")
-  labels, _ = data_lib.add_label_noise(data.y_train[indices], noise, data.num_classes, rng)
-  return data.x_train[indices], labels, noise
+    return [np.concatenate(slices[:phase + 1]) for phase in range(config.num_phases)]
+  memory = memory_lib.Memory(config.buffer_size, config.buffer_rule, labels=labels,
+                             rng=np.random.default_rng([config.seed, 7]))
+  phases = []
+  for new in slices:
+    phases.append(np.concatenate([memory.indices, new]))
+    memory.add(new)
+  return phases
+
+
+def continual_phases(data: _Prepared, config: ProtocolConfig):
+  """Yields ``(phase, images, noisy labels, noise ratio)`` of every continual phase; the labels
+  of the whole phase set (memory included) are re-drawn at the phase's ratio, as the official
+  ``PartialImageFolder`` draws its noise over every example of a task."""
+  order = np.random.default_rng([config.seed, 3]).permutation(len(data.x_train))
+  for phase, indices in enumerate(continual_phase_indices(config, data.y_train, order)):
+    noise = continual_noise(config, phase)
+    y, _ = data_lib.add_label_noise(data.y_train[indices], noise, data.num_classes,
+                                    np.random.default_rng([config.seed, 4, phase]))
+    yield phase, data.x_train[indices], y, noise
 
 
 def run_continual(config: ProtocolConfig, method_name: str, method: methods_lib.MethodConfig,
@@ -289,14 +342,10 @@ def run_continual(config: ProtocolConfig, method_name: str, method: methods_lib.
   """Ten (``num_phases``) phases of growing, ever cleaner data; rows of every evaluation
   point."""
   run = _start_run('continual', config, method_name, method, dataset, on_progress)
-  data = run.data
-  order = np.random.default_rng([config.seed, 3]).permutation(len(data.x_train))
-  slice_size = len(data.x_train) // config.num_phases
+  slice_size = len(run.data.x_train) // config.num_phases
   state = run.trainer.init_state(run.key)
   rows = []
-  for phase in range(config.num_phases):
-    x, y, noise = continual_phase_data(data, config, phase, order,
-                                       np.random.default_rng([config.seed, 4, phase]))
+  for phase, x, y, noise in continual_phases(run.data, config):
     if not run.method.warm_start and phase > 0:
       state = run.trainer.init_state(run.key)
     state = run.trainer.start_phase(state, is_first=phase == 0)

@@ -34,6 +34,7 @@ from common import processes
 from common import seeds as seeds_lib
 from common.files import write_atomically
 from warmstart import data as data_lib
+from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import protocols
@@ -92,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='updates per jitted call (0: a whole epoch). Default: 0 for mlp, '
                       '1 for conv nets and ViT (XLA:CPU runs convolutions inside loops slowly).')
   parser.add_argument('--access', choices=('full', 'buffer'), default='full',
-                      help='continual: all data seen so far, or new slice + buffer.')
-  parser.add_argument('--buffer-size', type=int, default=5000)
+                      help='continual: all data seen so far (the official runs), or the new '
+                      'slice + a memory of at most --buffer-size earlier examples.')
+  parser.add_argument('--buffer-size', type=int, default=5000,
+                      help='continual, --access buffer: the memory\'s size (paper: 5000).')
   parser.add_argument('--phases', type=int, default=10, help='continual: number of phases.')
   official = parser.add_argument_group(
       'schedules of the official code', 'Defaults reproduce the code behind the paper\'s '
@@ -109,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help='at every evaluation, in every method, re-draw the incoming weights '
                         'of dead hidden units of the head, as the official test loop does '
                         '(default: on).')
+  official.add_argument('--augment', choices=('all', 'method'), default=None,
+                        help='all: every method trains with augmentation; method: only methods '
+                        'with aug. Default: all for continual (official configs), method for '
+                        'warmstart.')
+  official.add_argument('--noise-schedule', choices=protocols.NOISE_SCHEDULES,
+                        default='official',
+                        help='continual label noise per phase: official (0.5, 0.4, 0.4, ..., '
+                        '0.1, 0.0) or linear (0.5 -> 0).')
+  official.add_argument('--buffer-rule', choices=memory_lib.RULES, default='official',
+                        help='continual memory: official (keeps the lowest official indices: '
+                        'class-sorted, deterministic) or reservoir (uniform over all seen).')
   parser.add_argument('--out', default=None,
                       help='output folder (default results/warmstart/<protocol>_<dataset>_<model>).')
   parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
@@ -172,7 +186,9 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
       steps_per_call=steps, num_phases=args.phases, access=args.access,
       buffer_size=args.buffer_size, eval_every=args.eval_every,
-      eval_dead_reset=args.eval_dead_reset)
+      eval_dead_reset=args.eval_dead_reset,
+      augment_all=None if args.augment is None else args.augment == 'all',
+      buffer_rule=args.buffer_rule, noise_schedule=args.noise_schedule)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
@@ -272,8 +288,9 @@ class Progress:
 
 
 def _save_run(out: str, protocol: str, parsed: dict, config, spec: str, rows: list) -> None:
+  method = protocols.protocol_method(parsed[spec], config, protocol)  # as it ran (augmentation)
   record = {'config': dataclasses.asdict(config), 'method_spec': spec,
-            'method': dataclasses.asdict(parsed[spec]), 'rows': rows}
+            'method': dataclasses.asdict(method), 'rows': rows}
   write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
                    json.dumps(record, indent=1))
 
