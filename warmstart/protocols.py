@@ -53,6 +53,10 @@ EVAL_EVERY = {'warmstart': 5.0, 'continual': 20.0}
 # Label noise of the 10 continual phases: configs/_continual.yaml `label_noise_ratios`.
 OFFICIAL_CONTINUAL_NOISE = (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
 NOISE_SCHEDULES = ('official', 'linear')
+# Per protocol, the tags of a phase's data-order stream and key (seed, tag, phase) /
+# fold_in(key, base + phase): unchanged since each protocol had its own phase loop, so seeds
+# give the runs they gave.
+_PHASE_STREAMS = {'warmstart': (2, 1000), 'continual': (5, 2000)}
 # Training examples the official test loop scores dead units on (configs/trainer/base.yaml
 # `analysis_samples: 512`); also ReDo's sample here.
 ANALYSIS_EXAMPLES = 512
@@ -251,9 +255,10 @@ def _run_phase(run: _Run, state, *, phase: int, name: str, x: np.ndarray, y: np.
         state, _ = trainer.redo(state, x[sample], jax.random.fold_in(key, 1))
     return state
 
+  order_tag, key_base = _PHASE_STREAMS[run.protocol]
   state = train_lib.train_phase(
-      trainer, state, x, y, num_updates, np.random.default_rng([config.seed, 2, phase]),
-      jax.random.fold_in(run.key, 1000 + phase), ht_resets=resets,
+      trainer, state, x, y, num_updates, np.random.default_rng([config.seed, order_tag, phase]),
+      jax.random.fold_in(run.key, key_base + phase), ht_resets=resets,
       stops=sorted(set(evals) | set(redo)), at_stop=at_stop, on_progress=run.on_progress)
   return state, rows
 
