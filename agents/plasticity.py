@@ -174,7 +174,7 @@ def periodic(step, period):
 
 def tortoise_step(hare: PyTree, tortoise: PyTree, opt_state: PyTree, step, *, tau,
                   reset_period, init_optimizer: Callable[[PyTree], PyTree] | None = None,
-                  frozen: PyTree | None = None):
+                  frozen: PyTree | None = None, reset_due=None):
   """The Tortoise's part of a gradient step: EMA, then the Hare & Tortoise reset on its period.
 
   One home for DrQ's, BBF's and the warm-start trainer's Tortoise (paper Algorithm 1):
@@ -194,6 +194,9 @@ def tortoise_step(hare: PyTree, tortoise: PyTree, opt_state: PyTree, step, *, ta
     init_optimizer: ``hare -> fresh optimizer state``, to restart the optimizer at a reset.
     frozen: optional mask (``select_mask``) of Tortoise leaves kept bit-identical (BBF's
       frozen layers: an EMA of equal values would still round).
+    reset_due: optional traced bool that decides the reset instead of the period (then
+      ``reset_period`` is ignored): for schedules that are not multiples of one period, such as
+      the warm-start study's epochs of each phase's own data, worked out by the caller.
 
   Returns:
     (hare, tortoise, opt_state, reset) with ``reset`` a traced bool: whether it fired.
@@ -201,9 +204,12 @@ def tortoise_step(hare: PyTree, tortoise: PyTree, opt_state: PyTree, step, *, ta
   if tau is not None:
     new_tortoise = ema_update(tortoise, hare, tau)
     tortoise = new_tortoise if frozen is None else _where_mask(frozen, tortoise, new_tortoise)
-  if schedule_off(reset_period):  # static: no lax.cond is traced at all
+  if reset_due is not None:
+    due = jnp.asarray(reset_due, bool)
+  elif schedule_off(reset_period):  # static: no lax.cond is traced at all
     return hare, tortoise, opt_state, jnp.asarray(False)
-  due = periodic(step, reset_period)
+  else:
+    due = periodic(step, reset_period)
 
   def reset(old_hare, old_opt_state):
     new_hare = hare_tortoise_reset(old_hare, tortoise)

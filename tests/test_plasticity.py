@@ -211,6 +211,19 @@ def test_tortoise_step_without_a_period_never_resets(period):
   assert int(opt['count']) == 7
 
 
+def test_tortoise_step_resets_when_the_caller_says_so_whatever_the_step():
+  @jax.jit
+  def step_fn(step, due):
+    return P.tortoise_step(hare(), tortoise(), _opt_state(), step, tau=0.25, reset_period=3,
+                           init_optimizer=_fresh_opt, reset_due=due)
+  for step, due in ((3, False), (4, True)):  # the period is ignored
+    new_hare, new_tortoise, opt, reset = step_fn(jnp.int32(step), jnp.asarray(due))
+    assert bool(reset) == due
+    assert_tree_exact(new_tortoise, EMA_QUARTER)
+    assert_tree_exact(new_hare, EMA_QUARTER if due else hare())
+    assert int(opt['count']) == (0 if due else 7)
+
+
 def test_tortoise_step_keeps_the_optimizer_without_init_and_skips_ema_without_tau():
   new_hare, new_tortoise, opt, reset = P.tortoise_step(
       hare(), tortoise(), _opt_state(), jnp.int32(2), tau=None, reset_period=2)

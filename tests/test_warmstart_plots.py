@@ -362,6 +362,25 @@ def test_continual_plot_has_one_line_per_method_with_phase_means(rows_b, capture
   assert [t.get_text() for t in ax.get_xticklabels()] == ['0', '1', '2']  # names disagree
 
 
+def test_continual_plot_draws_every_evaluation_point_with_resets_as_steps(tmp_path, captured):
+  # two phases of 4 epochs, evaluated at 0, 2 and 4 epochs; each phase's start drops (a reset)
+  acc = {(0, 0): 0.1, (0, 2): 0.5, (0, 4): 0.6, (1, 0): 0.3, (1, 2): 0.7, (1, 4): 0.8}
+  rows = [make_row(protocol='continual', method='shrink_perturb', seed=seed, phase=phase,
+                   phase_name=f'phase_{phase}', epoch=epoch, phase_epochs=4,
+                   test_acc=acc[phase, epoch] + 0.02 * seed)
+          for seed in (0, 1) for phase in (0, 1) for epoch in (0, 2, 4)]
+  rows = plots.read_results(write_csv(tmp_path / 'c.csv', rows, HEADER))
+  assert [plots.continual_position(r) for r in rows[:6]] == [-1.0, -0.5, 0.0, 0.0, 0.5, 1.0]
+  plots.plot_continual(rows, 'unused.png')
+  (line,) = captured[0].axes[0].get_lines()
+  np.testing.assert_allclose(line.get_xdata(), [-1.0, -0.5, 0.0, 0.0, 0.5, 1.0])
+  np.testing.assert_allclose(line.get_ydata(), [acc[k] + 0.01 for k in sorted(acc)])
+  # a table without the epoch columns: one point per phase, at the phase
+  old = plots.read_results(write_csv(tmp_path / 'old.csv', [r for r in rows if r['epoch'] == 4],
+                                     [c for c in HEADER if c not in ('epoch', 'phase_epochs')]))
+  assert [plots.continual_position(r) for r in old] == [0.0, 1.0, 0.0, 1.0]
+
+
 def test_correlation_panels_report_pearson_r(rows_a, captured):
   plots.plot_correlations(rows_a, 'unused.png')
   axes = [ax for ax in captured[0].axes if ax.get_visible()]

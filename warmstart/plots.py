@@ -1,13 +1,17 @@
 """Figures of the warm-start study (paper section 5.3) from the warm-start CLI's ``results.csv``.
 
-The table has one row per (run, phase); a run is identified by ``protocol``, ``dataset``,
-``model``, ``method``, ``seed``, ``subset`` and ``noise``. From it this module draws:
+The table has one row per (run, evaluation point), in time order within a run: a phase's
+points are its start (``epoch`` 0), every few epochs and its end (``epoch`` = ``phase_epochs``,
+the phase's last row); tables without those two columns have one row per phase, its end. A run
+is identified by ``protocol``, ``dataset``, ``model``, ``method``, ``seed``, ``subset`` and
+``noise``. From it this module draws:
 
 * :func:`plot_heatmap` (paper Fig. 2): mean final test accuracy of one method over seeds on the
   warm-start subset ratio (x) x label-noise ratio (y) grid;
 * :func:`plot_methods` (Figs. 4/5): one bar per method, mean final test accuracy with the
   standard deviation over seeds and each seed as a dot, the reference method's mean dashed;
-* :func:`plot_continual` (Fig. 6): test accuracy against phase in the continual protocol;
+* :func:`plot_continual` (Fig. 6): test accuracy at every evaluation point of the continual
+  protocol, so the drops after resets show;
 * :func:`plot_correlations` (Fig. 8): each plasticity metric measured at the end of the warm
   phase (phase 0) against the run's final test accuracy, with Pearson's r;
 * :func:`plot_all`, also reachable as ``python -m warmstart.plots results.csv --out DIR``:
@@ -42,9 +46,9 @@ METRICS = ('weight_magnitude', 'weight_distance', 'zero_activation_ratio',
            'zero_gradient_ratio', 'srank')
 STRING_COLUMNS = ('protocol', 'dataset', 'model', 'method', 'phase_name')
 INT_COLUMNS = ('seed', 'phase')
-FLOAT_COLUMNS = ('subset', 'noise', 'train_acc', 'test_acc') + METRICS
+FLOAT_COLUMNS = ('subset', 'noise', 'epoch', 'phase_epochs', 'train_acc', 'test_acc') + METRICS
 COLUMNS = ('protocol', 'dataset', 'model', 'method', 'seed', 'subset', 'noise', 'phase',
-           'phase_name', 'train_acc', 'test_acc') + METRICS
+           'phase_name', 'epoch', 'phase_epochs', 'train_acc', 'test_acc') + METRICS
 # Columns read_results insists on; the others become '' (strings) or NaN (numbers) when absent.
 REQUIRED_COLUMNS = ('protocol', 'dataset', 'model', 'method', 'seed', 'subset', 'noise', 'phase',
                     'test_acc')
@@ -126,7 +130,8 @@ def run_key(row: dict) -> tuple:
 
 def final_rows(rows: Iterable[dict]) -> list[dict]:
   """For each run, the row of its last (highest) phase, runs in the order first seen. Of two
-  rows for the same (run, phase) the later one in ``rows`` wins."""
+  rows for the same (run, phase) the later one in ``rows`` wins: the phase's end, since a run's
+  evaluation points are written in time order."""
   last: dict[tuple, dict] = {}
   for row in rows:
     key = run_key(row)
@@ -224,7 +229,8 @@ def method_summary(rows: Sequence[dict]) -> list[tuple[str, float, float, int]]:
 
 
 def warm_final_pairs(rows: Sequence[dict]) -> list[tuple[dict, dict]]:
-  """``[(phase-0 row, final row)]`` of every run that has a phase 0 and a later phase."""
+  """``[(phase-0 row, final row)]`` of every run that has a phase 0 and a later phase; the
+  phase-0 row is its last (the end of the warm phase)."""
   first: dict[tuple, dict] = {}
   for row in rows:
     if row['phase'] == 0:
@@ -373,41 +379,60 @@ def _phase_labels(rows: Sequence[dict], phases: Sequence[int]) -> list[str]:
   return labels
 
 
+def continual_position(row: dict) -> float:
+  """Where a continual row sits on Fig. 6's x axis: its phase at the phase's end, ``phase -
+  1`` at its start (``phase - 1 + epoch / phase_epochs``), so one phase's end and the next
+  one's start share an x and a reset's drop is a vertical step. A row without the epoch
+  columns (older tables: phase ends only) sits at its phase."""
+  epoch, length = row['epoch'], row['phase_epochs']
+  if not (math.isfinite(epoch) and math.isfinite(length) and length > 0):
+    return float(row['phase'])
+  return row['phase'] - 1 + epoch / length
+
+
 def plot_continual(rows: Sequence[dict], out_path) -> str:
-  """Paper Fig. 6: test accuracy against phase in the continual protocol, one line per method
-  (mean over seeds, shaded +/- sample std). When the continual rows hold several (subset,
-  noise) configurations, each (method, configuration) gets its own line. Returns
-  ``out_path``."""
+  """Paper Fig. 6: test accuracy at every evaluation point of the continual protocol
+  (:func:`continual_position` on x), one line per method (mean over seeds, shaded +/- sample
+  std). When the continual rows hold several (subset, noise) configurations, each (method,
+  configuration) gets its own line. Returns ``out_path``."""
   continual = _protocol_rows(rows, CONTINUAL, 'continual plot')
   title = _dataset_model(continual, 'continual plot')
-  by_run_phase = {(run_key(r), r['phase']): r for r in continual}  # the later duplicate wins
+
+  def point(row):  # a phase's evaluation point; NaN epoch (older tables) is the phase's end
+    return row['phase'], row['epoch'] if math.isfinite(row['epoch']) else math.inf
+  by_run_point = {(run_key(r), point(r)): r for r in continual}  # the later duplicate wins
 
   def config(row):  # NaN -> None, so that NaN ratios compare equal
     return tuple(None if _is_nan(row[c]) else row[c] for c in ('subset', 'noise'))
   several_configs = len({config(r) for r in continual}) > 1
-  series: dict[tuple, dict[int, list[float]]] = {}
-  for (_, phase), row in by_run_phase.items():
+  series: dict[tuple, dict[tuple, list[float]]] = {}
+  positions: dict[tuple, list[float]] = {}
+  for (_, at), row in by_run_point.items():
     line = (row['method'],) + (config(row) if several_configs else ())
-    series.setdefault(line, {}).setdefault(phase, []).append(row['test_acc'])
-  phases = sorted({phase for _, phase in by_run_phase})
+    series.setdefault(line, {}).setdefault(at, []).append(row['test_acc'])
+    positions.setdefault(at, []).append(continual_position(row))
+  phases = sorted({phase for _, (phase, _) in by_run_point})
   colours = _colours(list(series))
   fig = Figure(figsize=(6.4, 4.2))
   ax = fig.subplots()
-  for line, per_phase in series.items():
-    xs = sorted(per_phase)
-    stats = [_mean_std(per_phase[p]) for p in xs]
+  for line, per_point in series.items():
+    at = sorted(per_point)
+    xs = [float(np.mean(positions[p])) for p in at]
+    stats = [_mean_std(per_point[p]) for p in at]
     mean = np.array([m for m, _, _ in stats])
     std = np.array([s for _, s, _ in stats])
     label = line[0] if len(line) == 1 else \
         f'{line[0]} (subset {_fmt_or_na(line[1])}, noise {_fmt_or_na(line[2])})'
-    ax.plot(xs, mean, marker='o', markersize=4, color=colours[line], label=label)
+    several = len(at) > len({phase for phase, _ in at})
+    ax.plot(xs, mean, marker='o', markersize=2.5 if several else 4, color=colours[line],
+            label=label)
     ax.fill_between(xs, mean - std, mean + std, color=colours[line], alpha=0.2, linewidth=0)
   if len(phases) <= 20:
     labels = _phase_labels(continual, phases)
     long_labels = sum(len(label) for label in labels) > 40  # e.g. phase_0 ... phase_9
     ax.set_xticks(phases, labels, rotation=30 if long_labels else 0,
                   ha='right' if long_labels else 'center')
-  ax.set_xlabel('Phase')
+  ax.set_xlabel('Phase (tick: its end; the phase trains from the tick before)')
   ax.set_ylabel('Test accuracy')
   ax.set_title(f'{title}: continual protocol (mean \u00b1 std over seeds)')
   ax.legend(fontsize='small')
@@ -531,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
       epilog='Figures: <dataset>_<model>_heatmap.png (method "warm" over subset x noise), '
              '_methods[_subset<s>_noise<n>].png (final test accuracy per method; per '
              'subset/noise cell holding two or more methods when there are several), '
-             '_continual.png (test accuracy per phase), _correlations.png (plasticity '
+             '_continual.png (test accuracy at every evaluation point), _correlations.png (plasticity '
              'metrics after the warm phase vs final test accuracy); each only when the table '
              'holds the data for it. Prints the paths written.')
   parser.add_argument('results_csv', help='the results table (one row per run and phase)')

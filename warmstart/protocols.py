@@ -5,20 +5,26 @@
   same number of updates (the paper's 1000 epochs at 10% then 100 epochs at 100%). A method
   with ``warm_start=False`` ("fresh") runs phase 1 alone from the same initial weights.
 * ``run_continual``: ``num_phases`` phases; phase p adds the p-th ``1/num_phases`` slice of the
-  training set, label noise falls linearly from ``noise`` to 0, and the training set is every
-  slice seen so far (``access='full'``) or the new slice plus a random ``buffer_size`` examples
-  of the earlier ones (``access='buffer'``); a phase trains ``epochs`` epochs of its set. A
+  training set with label noise falling from ``noise`` to 0 (``noise_schedule``: the official
+  0.5, 0.4, 0.4, ..., 0.1, 0.0, or linear), and the training set is every slice seen so far
+  (``access='full'``) or the new slice plus a memory of at most ``buffer_size`` earlier
+  examples (``access='buffer'``, warmstart/memory.py); a phase trains ``epochs`` epochs of its
+  set, with augmentation for every method by default (the official continual configs). A
   "fresh" method starts every phase from the initial weights.
 
-Both return one row (a dict) per phase: accuracies, the Appendix C metrics of the predicting
-network, update counts and seconds. The data order, subsets and label noise depend on the seed
-alone, so every method of one seed sees the same data (paired comparisons), and every method
-of one seed starts from the same initial weights.
+Both return one row (a dict) per evaluation point: at each phase's start, every
+``eval_every`` epochs inside it and at its end (warmstart/schedules.py), with accuracies, the
+Appendix C metrics of the predicting network, the phase's epoch and update counts and
+seconds; a phase's last row is its end. At every evaluation point the official test loop's
+side effect runs (``eval_dead_reset``) and, for ReDo, the recycling. The data order, subsets
+and label noise depend on the seed alone, so every method of one seed sees the same data
+(paired comparisons), and every method of one seed starts from the same initial weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable
 
@@ -26,8 +32,10 @@ import jax
 import numpy as np
 
 from warmstart import data as data_lib
+from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
+from warmstart import schedules
 from warmstart import train as train_lib
 
 # Per-model learning rate and weight decay of the paper's Appendix A.2 (cnn: ours, as mlp).
@@ -35,6 +43,23 @@ MODEL_OPTIM = {
     'mlp': (1e-3, 1e-4), 'cnn': (1e-3, 1e-4), 'resnet18': (1e-3, 1e-5),
     'vit_tiny': (3e-3, 5e-2), 'vgg16': (1e-3, 1e-4),
 }
+
+# Evaluation every this many epochs, in the unit of ``epochs`` (warm start: of the full set;
+# continual: of each phase's own set). Official: configs/trainer/base.yaml `base_test_every: 5`
+# with the warm-start configs' 100 epochs (the warm phase: int(5 / 0.1) = 50 subset epochs);
+# configs/c_*.yaml `base_test_every: 2`, `base_epochs: 10` with ratio 0.1: every
+# int(2 / 0.1) = 20 of a phase's int(10 / 0.1) = 100 epochs.
+EVAL_EVERY = {'warmstart': 5.0, 'continual': 20.0}
+# Label noise of the 10 continual phases: configs/_continual.yaml `label_noise_ratios`.
+OFFICIAL_CONTINUAL_NOISE = (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
+NOISE_SCHEDULES = ('official', 'linear')
+# Per protocol, the tags of a phase's data-order stream and key (seed, tag, phase) /
+# fold_in(key, base + phase): unchanged since each protocol had its own phase loop, so seeds
+# give the runs they gave.
+_PHASE_STREAMS = {'warmstart': (2, 1000), 'continual': (5, 2000)}
+# Training examples the official test loop scores dead units on (configs/trainer/base.yaml
+# `analysis_samples: 512`); also ReDo's sample here.
+ANALYSIS_EXAMPLES = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +78,16 @@ class ProtocolConfig:
     batch_size, learning_rate, weight_decay: optimizer settings (None: the model's defaults).
     steps_per_call: updates per jitted call (lax.scan); 0 = one epoch of the full set.
     metric_examples: training examples on which the Appendix C metrics are measured.
-    num_phases, access, buffer_size: continual protocol only.
+    eval_every: evaluate every this many epochs inside each phase, in the unit of ``epochs``
+      (the warm phase: ``int(eval_every / subset)`` of its own epochs, as the official
+      ``test_every``), besides the phase's start and end; 0: at phase ends only (then also
+      the side effect and an evaluation-point ReDo run there only). None: ``EVAL_EVERY``.
+    eval_dead_reset: run the official test loop's side effect at every evaluation point, in
+      every method (``Trainer.reset_dead_head_units``).
+    augment_all: every method trains with augmentation (None: the protocol's official
+      default, on for continual, off for warm start).
+    num_phases, access, buffer_size, buffer_rule, noise_schedule: continual protocol only
+      (``buffer_rule``: warmstart/memory.py; ``noise_schedule``: ``continual_noise``).
   """
   dataset: str = 'fashion_mnist'
   model: str = 'mlp'
@@ -68,9 +102,26 @@ class ProtocolConfig:
   weight_decay: float | None = None
   steps_per_call: int = 1
   metric_examples: int = 2000
+  eval_every: float | None = None
+  eval_dead_reset: bool = True
+  augment_all: bool | None = None
   num_phases: int = 10
   access: str = 'full'
   buffer_size: int = 5000
+  buffer_rule: str = 'official'
+  noise_schedule: str = 'official'
+
+  def __post_init__(self):
+    if self.access not in ('full', 'buffer'):
+      raise ValueError(f"access must be 'full' or 'buffer', got {self.access!r}.")
+    if self.buffer_rule not in memory_lib.RULES:
+      raise ValueError(f'buffer_rule must be one of {", ".join(memory_lib.RULES)}, got '
+                       f'{self.buffer_rule!r}.')
+    if self.noise_schedule not in NOISE_SCHEDULES:
+      raise ValueError(f'noise_schedule must be one of {", ".join(NOISE_SCHEDULES)}, got '
+                       f'{self.noise_schedule!r}.')
+    if self.eval_every is not None and self.eval_every < 0:
+      raise ValueError(f'eval_every must be >= 0, got {self.eval_every}.')
 
   def optim(self) -> train_lib.OptimConfig:
     lr, wd = MODEL_OPTIM.get(self.model, (1e-3, 1e-4))
@@ -78,6 +129,9 @@ class ProtocolConfig:
         learning_rate=self.learning_rate if self.learning_rate is not None else lr,
         weight_decay=self.weight_decay if self.weight_decay is not None else wd,
         batch_size=self.batch_size)
+
+  def eval_every_for(self, protocol: str) -> float:
+    return EVAL_EVERY[protocol] if self.eval_every is None else self.eval_every
 
 
 ProgressFn = Callable[[int, object, object], None]
@@ -101,10 +155,27 @@ def prepare_data(dataset: data_lib.Dataset, config: ProtocolConfig) -> _Prepared
                    dataset.y_test.astype(np.int32), dataset.num_classes)
 
 
+def protocol_method(method: methods_lib.MethodConfig, config: ProtocolConfig,
+                    protocol: str) -> methods_lib.MethodConfig:
+  """The method as the protocol runs it: augmentation on for every method when
+  ``augment_all`` says so, by default in the continual protocol (configs/c_*.yaml set
+  `crop_type: 'random_pad'`, `pad_size: 4`, `horizontal_flip: true` for every method)."""
+  augment_all = config.augment_all if config.augment_all is not None else protocol == 'continual'
+  return dataclasses.replace(method, augment=True) if augment_all else method
+
+
 def make_trainer(config: ProtocolConfig, method: methods_lib.MethodConfig,
                  data: _Prepared) -> train_lib.Trainer:
-  """The Trainer for this setting; seeds of one setting share it (and its compiled code)."""
+  """The Trainer for this setting; seeds of one setting share it (and its compiled code).
+
+  When resets and ReDo fire is an input of the jitted step (warmstart/schedules.py), so the
+  Trainer gets the method with its schedule fields reduced to on/off, and methods that differ
+  only in them share one; the protocols take the schedules from the full method.
+  """
   steps = config.steps_per_call or max(1, len(data.x_train) // config.batch_size)
+  method = dataclasses.replace(
+      method, ht_reset_epochs=1.0 if method.ht_reset_epochs > 0 else 0.0,
+      ht_reset_clock='phase', redo_every_epochs=0.0)
   key = (config.model, config.width, data.num_classes, method, config.optim(),
          data.x_train.shape[1:], steps)
   if key not in _TRAINERS:
@@ -118,14 +189,29 @@ def make_trainer(config: ProtocolConfig, method: methods_lib.MethodConfig,
 _TRAINERS: dict[tuple, train_lib.Trainer] = {}
 
 
-def _row(config, method_name, phase, phase_name, trainer, state, x_phase, y_phase, data,
-         updates, seconds, extra) -> dict:
+@dataclasses.dataclass
+class _Run:
+  """What every phase of one run shares."""
+  protocol: str
+  config: ProtocolConfig
+  method_name: str
+  method: methods_lib.MethodConfig
+  trainer: train_lib.Trainer
+  data: _Prepared
+  key: jax.Array
+  on_progress: ProgressFn | None
+
+
+def _row(run: _Run, state, phase, phase_name, x_phase, y_phase, *, updates, epoch,
+         phase_epochs, seconds, extra) -> dict:
+  config, trainer, data = run.config, run.trainer, run.data
   metric_count = min(config.metric_examples, len(x_phase))
   accuracy_count = min(10000, len(x_phase))
   row = {
-      'protocol': extra.pop('protocol'), 'dataset': config.dataset, 'model': config.model,
-      'width': config.width, 'method': method_name, 'seed': config.seed,
+      'protocol': run.protocol, 'dataset': config.dataset, 'model': config.model,
+      'width': config.width, 'method': run.method_name, 'seed': config.seed,
       'subset': config.subset, 'noise': config.noise, 'phase': phase, 'phase_name': phase_name,
+      'epoch': epoch, 'phase_epochs': phase_epochs, 'step': int(state.step),
       'updates': updates, 'ht_resets': int(state.num_ht_resets),
       'train_acc': trainer.accuracy(state, x_phase[:accuracy_count], y_phase[:accuracy_count]),
       'test_acc': trainer.accuracy(state, data.x_test, data.y_test),
@@ -136,87 +222,144 @@ def _row(config, method_name, phase, phase_name, trainer, state, x_phase, y_phas
   return row
 
 
-def _updates_for(num_examples: int, epochs: float, batch_size: int) -> int:
-  return max(1, int(round(epochs * max(1, num_examples // batch_size))))
+def _run_phase(run: _Run, state, *, phase: int, name: str, x: np.ndarray, y: np.ndarray,
+               num_updates: int, data_ratio: float, reference_examples: int,
+               extra: dict) -> tuple[train_lib.TrainState, list[dict]]:
+  """One phase: training with the method's H&T resets, and at each evaluation point a row,
+  the official test loop's side effect and (ReDo) the recycling, in that order (the official
+  ``test()`` measures first and resets last). Returns (state, rows)."""
+  config, trainer = run.config, run.trainer
+  epoch = schedules.epoch_updates(len(x), config.batch_size)
+  interval = schedules.eval_interval_epochs(config.eval_every_for(run.protocol), data_ratio)
+  evals = schedules.evaluation_points(num_updates, epoch, interval)
+  redo = schedules.redo_points(run.method, evals, num_updates, epoch)
+  resets = schedules.ht_reset_points(
+      run.method, phase_examples=len(x), reference_examples=reference_examples,
+      batch_size=config.batch_size, num_updates=num_updates, updates_before=int(state.step))
+  rows = []
+  start = time.time()
+
+  def at_stop(state, point):
+    if point in evals:
+      rows.append(_row(run, state, phase, name, x, y, updates=num_updates,
+                       epoch=round(point / epoch, 6), phase_epochs=round(num_updates / epoch, 6),
+                       seconds=time.time() - start, extra=extra))
+    dead_reset = config.eval_dead_reset and point in evals
+    if dead_reset or point in redo:
+      sample = np.random.default_rng([config.seed, 6, phase, point]).choice(
+          len(x), min(ANALYSIS_EXAMPLES, len(x)), replace=False)
+      key = jax.random.fold_in(jax.random.fold_in(run.key, 3000 + phase), point)
+      if dead_reset:
+        state, _ = trainer.reset_dead_head_units(state, x[sample], key)
+      if point in redo:
+        state, _ = trainer.redo(state, x[sample], jax.random.fold_in(key, 1))
+    return state
+
+  order_tag, key_base = _PHASE_STREAMS[run.protocol]
+  state = train_lib.train_phase(
+      trainer, state, x, y, num_updates, np.random.default_rng([config.seed, order_tag, phase]),
+      jax.random.fold_in(run.key, key_base + phase), ht_resets=resets,
+      stops=sorted(set(evals) | set(redo)), at_stop=at_stop, on_progress=run.on_progress)
+  return state, rows
+
+
+def _start_run(protocol, config, method_name, method, dataset, on_progress) -> _Run:
+  method = protocol_method(method, config, protocol)
+  data = prepare_data(dataset, config)
+  return _Run(protocol, config, method_name, method, make_trainer(config, method, data), data,
+              jax.random.PRNGKey(config.seed), on_progress)
 
 
 def run_warmstart(config: ProtocolConfig, method_name: str, method: methods_lib.MethodConfig,
                   dataset: data_lib.Dataset, on_progress: ProgressFn | None = None
                   ) -> list[dict]:
-  """Warm start on a noisy subset, then the full clean set (equal updates); one row a phase."""
-  data = prepare_data(dataset, config)
-  trainer = make_trainer(config, method, data)
+  """Warm start on a noisy subset, then the full clean set (equal updates); rows of every
+  evaluation point of both phases."""
+  run = _start_run('warmstart', config, method_name, method, dataset, on_progress)
+  data = run.data
   data_rng = np.random.default_rng([config.seed, 1])
   x_sub, y_sub, _ = data_lib.subset(data.x_train, data.y_train, config.subset, data_rng)
   y_sub, _ = data_lib.add_label_noise(y_sub, config.noise, data.num_classes, data_rng)
-  updates = _updates_for(len(data.x_train), config.epochs, config.batch_size)
-  ht_period = _ht_period(method, len(data.x_train), config.batch_size)
-  phases = [(0, 'warm', x_sub, y_sub), (1, 'main', data.x_train, data.y_train)]
-  if not method.warm_start:
+  updates = schedules.phase_updates(len(data.x_train), config.epochs, config.batch_size)
+  # (phase, name, x, y, the phase's share of the full set: eval_every counts full-set epochs)
+  phases = [(0, 'warm', x_sub, y_sub, config.subset),
+            (1, 'main', data.x_train, data.y_train, 1.0)]
+  if not run.method.warm_start:
     phases = phases[1:]
-  key = jax.random.PRNGKey(config.seed)
-  state = trainer.init_state(key)
+  state = run.trainer.init_state(run.key)
   rows = []
-  for position, (phase, name, x, y) in enumerate(phases):
-    start = time.time()
-    state = trainer.start_phase(state, is_first=position == 0)
-    state = train_lib.train_phase(
-        trainer, state, x, y, updates, np.random.default_rng([config.seed, 2, phase]),
-        jax.random.fold_in(key, 1000 + phase), ht_period=ht_period,
-        redo_period=_redo_period(method, len(x), config.batch_size), on_progress=on_progress)
-    rows.append(_row(config, method_name, phase, name, trainer, state, x, y, data, updates,
-                     time.time() - start, {'protocol': 'warmstart',
-                                           'phase_noise': config.noise if name == 'warm' else 0.0,
-                                           'phase_examples': len(x)}))
+  for position, (phase, name, x, y, ratio) in enumerate(phases):
+    state = run.trainer.start_phase(state, is_first=position == 0)
+    state, phase_rows = _run_phase(
+        run, state, phase=phase, name=name, x=x, y=y, num_updates=updates, data_ratio=ratio,
+        reference_examples=len(data.x_train),
+        extra={'phase_noise': config.noise if name == 'warm' else 0.0,
+               'phase_examples': len(x)})
+    rows += phase_rows
   return rows
 
 
-def continual_phase_data(data: _Prepared, config: ProtocolConfig, phase: int,
-                         order: np.ndarray, rng: np.random.Generator
-                         ) -> tuple[np.ndarray, np.ndarray, float]:
-  """Training set of continual phase ``phase``: (images, noisy labels, noise ratio)."""
-  slices = np.array_split(order, config.num_phases)
-  noise = config.noise * (1.0 - phase / max(1, config.num_phases - 1))
+def continual_noise(config: ProtocolConfig, phase: int) -> float:
+  """Label-noise ratio of continual phase ``phase``, falling from ``config.noise`` to 0.
+
+  'official': steps of a fifth of ``noise`` held for two phases, the official list
+  ``OFFICIAL_CONTINUAL_NOISE`` for 10 phases from 0.5 (in general ``noise * ceil((P - 1 - p)
+  / 2) / ceil((P - 1) / 2)``); 'linear': ``noise * (1 - p / (P - 1))``.
+  """
+  last = max(1, config.num_phases - 1)
+  if config.noise_schedule == 'linear':
+    return config.noise * (1.0 - phase / last)
+  return config.noise * math.ceil((last - phase) / 2) / math.ceil(last / 2)
+
+
+def continual_phase_indices(config: ProtocolConfig, labels: np.ndarray,
+                            order: np.ndarray) -> list[np.ndarray]:
+  """Training-set indices of every continual phase: the earlier slices (full access) or the
+  memory (warmstart/memory.py), then the phase's new slice (``order`` split in
+  ``num_phases``)."""
+  slices = np.array_split(np.asarray(order), config.num_phases)
   if config.access == 'full':
-    indices = np.concatenate(slices[:phase + 1])
-  elif config.access == 'buffer':
-    earlier = np.concatenate(slices[:phase]) if phase else np.zeros(0, int)
-    kept = rng.choice(earlier, size=min(config.buffer_size, len(earlier)), replace=False)
-    indices = np.concatenate([slices[phase], kept])
-  else:
-    raise ValueError(f"access must be 'full' or 'buffer', got {config.access!r}.")
-  labels, _ = data_lib.add_label_noise(data.y_train[indices], noise, data.num_classes, rng)
-  return data.x_train[indices], labels, noise
+    return [np.concatenate(slices[:phase + 1]) for phase in range(config.num_phases)]
+  memory = memory_lib.Memory(config.buffer_size, config.buffer_rule, labels=labels,
+                             rng=np.random.default_rng([config.seed, 7]))
+  phases = []
+  for new in slices:
+    phases.append(np.concatenate([memory.indices, new]))
+    memory.add(new)
+  return phases
+
+
+def continual_phases(data: _Prepared, config: ProtocolConfig):
+  """Yields ``(phase, images, noisy labels, noise ratio)`` of every continual phase; the labels
+  of the whole phase set (memory included) are re-drawn at the phase's ratio, as the official
+  ``PartialImageFolder`` draws its noise over every example of a task."""
+  order = np.random.default_rng([config.seed, 3]).permutation(len(data.x_train))
+  for phase, indices in enumerate(continual_phase_indices(config, data.y_train, order)):
+    noise = continual_noise(config, phase)
+    y, _ = data_lib.add_label_noise(data.y_train[indices], noise, data.num_classes,
+                                    np.random.default_rng([config.seed, 4, phase]))
+    yield phase, data.x_train[indices], y, noise
 
 
 def run_continual(config: ProtocolConfig, method_name: str, method: methods_lib.MethodConfig,
                   dataset: data_lib.Dataset, on_progress: ProgressFn | None = None
                   ) -> list[dict]:
-  """Ten (``num_phases``) phases of growing, ever cleaner data; one row a phase."""
-  data = prepare_data(dataset, config)
-  trainer = make_trainer(config, method, data)
-  order = np.random.default_rng([config.seed, 3]).permutation(len(data.x_train))
-  slice_size = len(data.x_train) // config.num_phases
-  ht_period = _ht_period(method, slice_size, config.batch_size)
-  key = jax.random.PRNGKey(config.seed)
-  state = trainer.init_state(key)
+  """Ten (``num_phases``) phases of growing, ever cleaner data; rows of every evaluation
+  point."""
+  run = _start_run('continual', config, method_name, method, dataset, on_progress)
+  slice_size = len(run.data.x_train) // config.num_phases
+  state = run.trainer.init_state(run.key)
   rows = []
-  for phase in range(config.num_phases):
-    start = time.time()
-    x, y, noise = continual_phase_data(data, config, phase,
-                                       order, np.random.default_rng([config.seed, 4, phase]))
-    if not method.warm_start and phase > 0:
-      state = trainer.init_state(key)
-    state = trainer.start_phase(state, is_first=phase == 0)
-    updates = _updates_for(len(x), config.epochs, config.batch_size)
-    state = train_lib.train_phase(
-        trainer, state, x, y, updates, np.random.default_rng([config.seed, 5, phase]),
-        jax.random.fold_in(key, 2000 + phase), ht_period=ht_period,
-        redo_period=_redo_period(method, len(x), config.batch_size), on_progress=on_progress)
-    rows.append(_row(config, method_name, phase, f'phase_{phase}', trainer, state, x, y, data,
-                     updates, time.time() - start,
-                     {'protocol': 'continual', 'phase_noise': round(noise, 6),
-                      'phase_examples': len(x)}))
+  for phase, x, y, noise in continual_phases(run.data, config):
+    if not run.method.warm_start and phase > 0:
+      state = run.trainer.init_state(run.key)
+    state = run.trainer.start_phase(state, is_first=phase == 0)
+    state, phase_rows = _run_phase(
+        run, state, phase=phase, name=f'phase_{phase}', x=x, y=y,
+        num_updates=schedules.phase_updates(len(x), config.epochs, config.batch_size),
+        data_ratio=1.0, reference_examples=slice_size,
+        extra={'phase_noise': round(noise, 6), 'phase_examples': len(x)})
+    rows += phase_rows
   return rows
 
 
@@ -225,26 +368,15 @@ def planned_updates(config: ProtocolConfig, method: methods_lib.MethodConfig, pr
   """Updates a run will make (for progress bars), without loading anything."""
   n = min(num_train, config.train_examples) if config.train_examples else num_train
   if protocol == 'warmstart':
-    return _updates_for(n, config.epochs, config.batch_size) * (2 if method.warm_start else 1)
+    return (schedules.phase_updates(n, config.epochs, config.batch_size)
+            * (2 if method.warm_start else 1))
   total = 0
   slices = [len(s) for s in np.array_split(np.arange(n), config.num_phases)]
   for phase in range(config.num_phases):
     size = sum(slices[:phase + 1]) if config.access == 'full' else (
         slices[phase] + min(config.buffer_size, sum(slices[:phase])))
-    total += _updates_for(size, config.epochs, config.batch_size)
+    total += schedules.phase_updates(size, config.epochs, config.batch_size)
   return total
-
-
-def _ht_period(method: methods_lib.MethodConfig, reference_examples: int, batch_size: int) -> int:
-  if method.ht_reset_epochs <= 0:
-    return 0
-  return max(1, int(round(method.ht_reset_epochs * max(1, reference_examples // batch_size))))
-
-
-def _redo_period(method: methods_lib.MethodConfig, examples: int, batch_size: int) -> int:
-  if method.redo_tau <= 0:
-    return 0
-  return max(1, int(round(method.redo_every_epochs * max(1, examples // batch_size))))
 
 
 PROTOCOLS = {'warmstart': run_warmstart, 'continual': run_continual}

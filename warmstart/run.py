@@ -7,7 +7,8 @@
 
 Writes into ``--out``: ``runs/<run>.json`` (one per method x seed x cell, atomically, so an
 interrupted study resumes where it stopped: finished runs are skipped), ``results.csv`` (one
-row per run and phase), ``summary.json`` and ``summary.md`` (mean, spread, paired differences
+row per run and evaluation point: each phase's start, every ``--eval-every`` epochs, its end),
+``summary.json`` and ``summary.md`` (mean, spread, paired differences
 with standard errors) and the plots of warmstart/plots.py.
 """
 
@@ -33,6 +34,7 @@ from common import processes
 from common import seeds as seeds_lib
 from common.files import write_atomically
 from warmstart import data as data_lib
+from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import protocols
@@ -40,7 +42,8 @@ from warmstart import protocols
 DEFAULT_METHODS = ('warm', 'fresh', 'fresh_ema', 'hare_tortoise', 'shrink_perturb')
 CSV_COLUMNS = (
     'protocol', 'dataset', 'model', 'width', 'method', 'seed', 'subset', 'noise', 'phase',
-    'phase_name', 'phase_noise', 'phase_examples', 'updates', 'ht_resets', 'train_acc',
+    'phase_name', 'epoch', 'phase_epochs', 'step', 'phase_noise', 'phase_examples', 'updates',
+    'ht_resets', 'train_acc',
     'test_acc', 'weight_magnitude', 'weight_distance', 'zero_activation_ratio',
     'zero_gradient_ratio', 'srank', 'seconds')
 
@@ -90,9 +93,36 @@ def build_parser() -> argparse.ArgumentParser:
                       help='updates per jitted call (0: a whole epoch). Default: 0 for mlp, '
                       '1 for conv nets and ViT (XLA:CPU runs convolutions inside loops slowly).')
   parser.add_argument('--access', choices=('full', 'buffer'), default='full',
-                      help='continual: all data seen so far, or new slice + buffer.')
-  parser.add_argument('--buffer-size', type=int, default=5000)
+                      help='continual: all data seen so far (the official runs), or the new '
+                      'slice + a memory of at most --buffer-size earlier examples.')
+  parser.add_argument('--buffer-size', type=int, default=5000,
+                      help='continual, --access buffer: the memory\'s size (paper: 5000).')
   parser.add_argument('--phases', type=int, default=10, help='continual: number of phases.')
+  official = parser.add_argument_group(
+      'schedules of the official code', 'Defaults reproduce the code behind the paper\'s '
+      'figures (docs/warmstart.md, "Against the official code");\neach option is the '
+      'departure one flag away.')
+  official.add_argument('--eval-every', type=float, default=None, metavar='K',
+                        help='evaluate (a results row) at each phase\'s start and end and every '
+                        'K epochs inside it, in the unit of --epochs (warm phase: int(K / '
+                        'subset) of its own epochs). ReDo and the side effect below run at '
+                        'these points. 0: phase ends only. Default: warmstart 5, continual 20.')
+  official.add_argument('--eval-dead-reset', action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help='at every evaluation, in every method, re-draw the incoming weights '
+                        'of dead hidden units of the head, as the official test loop does '
+                        '(default: on).')
+  official.add_argument('--augment', choices=('all', 'method'), default=None,
+                        help='all: every method trains with augmentation; method: only methods '
+                        'with aug. Default: all for continual (official configs), method for '
+                        'warmstart.')
+  official.add_argument('--noise-schedule', choices=protocols.NOISE_SCHEDULES,
+                        default='official',
+                        help='continual label noise per phase: official (0.5, 0.4, 0.4, ..., '
+                        '0.1, 0.0) or linear (0.5 -> 0).')
+  official.add_argument('--buffer-rule', choices=memory_lib.RULES, default='official',
+                        help='continual memory: official (keeps the lowest official indices: '
+                        'class-sorted, deterministic) or reservoir (uniform over all seen).')
   parser.add_argument('--out', default=None,
                       help='output folder (default results/warmstart/<protocol>_<dataset>_<model>).')
   parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
@@ -155,7 +185,10 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       train_examples=args.train_examples,
       batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
       steps_per_call=steps, num_phases=args.phases, access=args.access,
-      buffer_size=args.buffer_size)
+      buffer_size=args.buffer_size, eval_every=args.eval_every,
+      eval_dead_reset=args.eval_dead_reset,
+      augment_all=None if args.augment is None else args.augment == 'all',
+      buffer_rule=args.buffer_rule, noise_schedule=args.noise_schedule)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
@@ -189,9 +222,9 @@ def summarize(rows: list[dict]) -> dict:
   error is ``std(d, ddof=1) / sqrt(n)``.
   """
   final = {}
-  for row in rows:
+  for row in rows:  # a run's rows come in order: its last row of its last phase is its end
     key = (row['method'], row['subset'], row['noise'], row['seed'])
-    if key not in final or row['phase'] > final[key]['phase']:
+    if key not in final or row['phase'] >= final[key]['phase']:
       final[key] = row
   by_method: dict[str, dict] = {}
   for (method, subset, noise, seed), row in final.items():
@@ -255,8 +288,9 @@ class Progress:
 
 
 def _save_run(out: str, protocol: str, parsed: dict, config, spec: str, rows: list) -> None:
+  method = protocols.protocol_method(parsed[spec], config, protocol)  # as it ran (augmentation)
   record = {'config': dataclasses.asdict(config), 'method_spec': spec,
-            'method': dataclasses.asdict(parsed[spec]), 'rows': rows}
+            'method': dataclasses.asdict(method), 'rows': rows}
   write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
                    json.dumps(record, indent=1))
 

@@ -4,10 +4,13 @@ The unit of work is a *phase*: a fixed number of updates on one training set, wi
 optimizer (AdamW + linear warm-up over the first 10% + gradient clipping at 0.5, paper
 Table 3) re-initialised at its start. Between phases the method's re-initialisations run
 (Shrink & Perturb toward the initial weights, head reset). Inside a phase every update is one
-call of a jitted step that also does the EMA (Tortoise) update and, every N updates, the
-Hare & Tortoise reset; ``steps_per_call`` updates run as one ``lax.scan`` with the data set
-resident on the device, so a call costs one host round trip (keep it 1 for conv nets on
-XLA:CPU, where convolutions inside loops ran ~9x slower for us).
+call of a jitted step that also does the EMA (Tortoise) update and, after the updates the
+phase's schedule names (warmstart/schedules.py), the Hare & Tortoise reset; the schedule goes
+in as one bool per update beside the batch indices, so the reset stays inside the jitted step
+(``lax.cond``) whatever its shape. ``steps_per_call`` updates run as one ``lax.scan`` with the
+data set resident on the device, so a call costs one host round trip (keep it 1 for conv nets
+on XLA:CPU, where convolutions inside loops ran ~9x slower for us). A phase stops at given
+points (evaluations, ReDo) and hands the state to the caller there.
 
 Every network variable collection (``params`` and BatchNorm's ``batch_stats``) of the trained
 network has a twin in the EMA network, which predicts when the method has one.
@@ -20,6 +23,7 @@ import math
 from typing import Any, Callable
 
 import flax
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +33,7 @@ from agents import plasticity
 from warmstart import methods as methods_lib
 from warmstart import metrics as metrics_lib
 from warmstart import models as models_lib
+from warmstart import schedules
 
 PyTree = Any
 
@@ -97,6 +102,7 @@ class Trainer:
     self._predict = jax.jit(self._predict_impl)
     self._features_and_grads = jax.jit(self._features_and_grads_impl)
     self._redo = jax.jit(self._redo_impl)
+    self._reset_dead_head_units = jax.jit(self._reset_dead_head_units_impl)
 
   # ------------------------------------------------------------------ initialisation
 
@@ -154,7 +160,7 @@ class Trainer:
           logits, teacher, method.distill_temperature)
     return loss, (new_batch_stats, logits)
 
-  def _update(self, state: TrainState, x, y, rng, warmup_steps, ht_period):
+  def _update(self, state: TrainState, x, y, rng, warmup_steps, ht_reset):
     method = self.method
     aug_rng, dropout_rng = jax.random.split(rng)
     if method.augment:
@@ -169,8 +175,8 @@ class Trainer:
     (params, batch_stats), (ema_params, ema_batch_stats), opt_state, reset = (
         plasticity.tortoise_step(
             (params, batch_stats), (state.ema_params, state.ema_batch_stats), opt_state, step,
-            tau=1.0 - method.ema if method.uses_ema else None,
-            reset_period=ht_period if method.ht_reset_epochs > 0 else 0,
+            tau=1.0 - method.ema if method.uses_ema else None, reset_period=None,
+            reset_due=ht_reset if method.ht_reset_epochs > 0 else None,
             init_optimizer=((lambda hare: self.transform.init(hare[0]))
                             if method.ht_reset_optimizer else None)))
     num_resets = state.num_ht_resets + reset.astype(jnp.int32)
@@ -181,22 +187,28 @@ class Trainer:
         num_ht_resets=num_resets)
     return new_state, (loss, accuracy)
 
-  def _train_call_impl(self, state, x_all, y_all, batch_indices, rng, warmup_steps, ht_period):
-    """``batch_indices`` (K, B) rows of the resident data set; K updates in one lax.scan."""
-    def body(carry, indices):  # the update's key depends on the key and the step alone
+  def _train_call_impl(self, state, x_all, y_all, batch_indices, ht_resets, rng, warmup_steps):
+    """``batch_indices`` (K, B) rows of the resident data set, ``ht_resets`` (K,) bool (an H&T
+    reset after that update); K updates in one lax.scan."""
+    def body(carry, inputs):  # the update's key depends on the key and the step alone
+      indices, ht_reset = inputs
       step_rng = jax.random.fold_in(rng, carry.step)
       return self._update(carry, x_all[indices], y_all[indices], step_rng, warmup_steps,
-                          ht_period)
+                          ht_reset)
     if batch_indices.shape[0] == 1:  # no loop at all: XLA:CPU runs convs in loops slowly
-      state, (loss, accuracy) = body(state, batch_indices[0])
+      state, (loss, accuracy) = body(state, (batch_indices[0], ht_resets[0]))
       return state, loss, accuracy
-    state, (losses, accuracies) = jax.lax.scan(body, state, batch_indices)
+    state, (losses, accuracies) = jax.lax.scan(body, state, (batch_indices, ht_resets))
     return state, losses.mean(), accuracies.mean()
 
   def train_call(self, state, x_all, y_all, batch_indices, rng, warmup_steps: int,
-                 ht_period: int):
-    return self._train_call(state, x_all, y_all, jnp.asarray(batch_indices, jnp.int32), rng,
-                            jnp.int32(warmup_steps), jnp.int32(ht_period))
+                 ht_resets=None):
+    """``len(batch_indices)`` updates; ``ht_resets``: bool per update (None: no reset)."""
+    batch_indices = jnp.asarray(batch_indices, jnp.int32)
+    if ht_resets is None:
+      ht_resets = np.zeros(batch_indices.shape[0], bool)
+    return self._train_call(state, x_all, y_all, batch_indices, jnp.asarray(ht_resets, bool),
+                            rng, jnp.int32(warmup_steps))
 
   # ------------------------------------------------------------------ ReDo
 
@@ -212,6 +224,50 @@ class Trainer:
   def redo(self, state: TrainState, x, rng):
     """ReDo on the feature units, scored on the images ``x``; returns (state, #recycled)."""
     state, count = self._redo(state, jnp.asarray(x), rng)
+    return state, int(count)
+
+  def _reset_dead_head_units_impl(self, state: TrainState, x, rng):
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    features = self.model.apply(variables, x, train=False, method='embed')
+    _, captured = self.model.apply(
+        variables, features, train=False, method='classify', mutable=['intermediates'],
+        capture_intermediates=lambda module, _: isinstance(module, nn.Dense))
+    outputs = captured['intermediates']['head']
+    fresh = self.init_variables(rng)['params']['head']
+    head = dict(state.params['head'])
+    count = jnp.zeros((), jnp.int32)
+    for name in sorted(outputs, key=lambda n: int(n.rsplit('_', 1)[1]))[:-1]:  # hidden only
+      # Post-ReLU, as the official hook sees the Linear's output after the in-place ReLU;
+      # tau 1e-8 on the non-negative normalised score is torch.isclose(score, 0)'s atol.
+      dead = methods_lib.dormant_units(jax.nn.relu(outputs[name]['__call__'][0]), 1e-8)
+      layer = dict(head[name])
+      layer['kernel'] = jnp.where(dead[None, :], fresh[name]['kernel'], layer['kernel'])
+      layer['bias'] = jnp.where(dead, fresh[name]['bias'], layer['bias'])
+      head[name] = layer
+      count += jnp.sum(dead)
+    return state.replace(params={**state.params, 'head': head}), count
+
+  def reset_dead_head_units(self, state: TrainState, x, rng):
+    """The official test loop's side effect, run at each of its evaluations in every method.
+
+    Its ``test()`` ends with ``reset_dormant_neurons(self.model, get_redo_masks(activations,
+    cfg.redo.lmbda))`` with ``redo.lmbda = 0`` unless the method is ReDo: units whose
+    normalised mean activity on 512 training examples ``torch.isclose``-s 0 get their
+    incoming weights re-drawn; outgoing weights are zeroed only between two directly
+    consecutive Linear (or Conv) modules, which none of the paper's models has. The masks come
+    from forward hooks on every module; the ReLU after a hidden Linear of a head runs in place,
+    so that Linear's recorded output is post-ReLU and its dead units are exactly the head's
+    dead hidden ReLU units (ResNet-18's GAP -> 512 -> ReLU head, VGG-16's two 1024 layers).
+    Every other masked Linear or Conv is followed by a normalisation or a non-in-place
+    activation, so it is scored on its own pre-activation output, which is zero only when the
+    unit's incoming weights are. Hence here: the hidden Dense units of the head that are dead
+    on ``x`` (no hidden layer, or a CReLU head: nothing) take freshly initialised incoming
+    kernel columns and biases. Returns (state, #units re-drawn).
+    """
+    hidden = [name for name in state.params['head'] if name.startswith('Dense_')][:-1]
+    if not hidden or self.method.crelu_head:  # (the official CReLU is not in place: its
+      return state, 0                         # Linear's recorded output is pre-activation)
+    state, count = self._reset_dead_head_units(state, jnp.asarray(x), rng)
     return state, int(count)
 
   # ------------------------------------------------------------------ evaluation
@@ -275,35 +331,45 @@ def batch_schedule(num_examples: int, num_updates: int, batch_size: int,
 
 def train_phase(trainer: Trainer, state: TrainState, x: np.ndarray, y: np.ndarray,
                 num_updates: int, rng: np.random.Generator, key: jax.Array, *,
-                ht_period: int = 0, redo_period: int = 0,
+                ht_resets=(), stops=(),
+                at_stop: Callable[[TrainState, int], TrainState] | None = None,
                 on_progress: Callable[[int, jax.Array, jax.Array], None] | None = None
                 ) -> TrainState:
   """Runs ``num_updates`` updates on ``(x, y)``.
 
+  ``ht_resets``: points (updates of this phase, 1..num_updates) after which the Hare takes
+  the Tortoise's weights (``schedules.ht_reset_points``); inside the jitted step.
+  ``stops``: points (0..num_updates) at which ``at_stop(state, point)`` returns the state to
+  go on with (evaluation rows, ReDo), in order; 0 comes before the first update.
   ``on_progress(updates, loss, accuracy)`` is called after every jitted call with the number
   of updates it made and its mean loss and batch accuracy as device scalars (reading them
   waits for the device: a progress bar should do so only when it redraws).
-  ``ht_period``: Hare & Tortoise reset every that many updates (counted over all phases).
-  ``redo_period``: ReDo every that many updates of this phase (0: never).
+  Every update's random key is ``key`` folded with the run's update count, so where the phase
+  stops does not change its randomness.
   """
   schedule = batch_schedule(len(x), num_updates, trainer.optim.batch_size, rng)
+  resets = schedules.reset_mask(ht_resets, num_updates)
   warmup = int(round(trainer.optim.warmup_ratio * num_updates))
   x_device, y_device = jnp.asarray(x), jnp.asarray(y, jnp.int32)
-  k = trainer.steps_per_call
+  stops = sorted(set(stops))
+  if stops and not 0 <= stops[0] <= stops[-1] <= num_updates:
+    raise ValueError(f'stops must lie in 0..{num_updates}, got {stops}.')
+  if at_stop is not None and stops and stops[0] == 0:
+    state = at_stop(state, 0)
+  upcoming = [point for point in stops if point > 0]
   done = 0
   while done < num_updates:
-    chunk = min(k, num_updates - done)
-    if redo_period > 0:  # never let a chunk step over a ReDo point
-      chunk = min(chunk, redo_period - done % redo_period)
-    key, step_key = jax.random.split(key)
-    state, loss, accuracy = trainer.train_call(state, x_device, y_device,
-                                               schedule[done:done + chunk], step_key,
-                                               warmup, ht_period)
+    chunk = min(trainer.steps_per_call, num_updates - done)
+    if upcoming:  # never let a chunk step over a stop
+      chunk = min(chunk, upcoming[0] - done)
+    state, loss, accuracy = trainer.train_call(
+        state, x_device, y_device, schedule[done:done + chunk], key, warmup,
+        resets[done:done + chunk])
     done += chunk
-    if redo_period > 0 and done % redo_period == 0 and done < num_updates:
-      key, redo_key = jax.random.split(key)
-      sample = schedule[done - 1]
-      state, _ = trainer.redo(state, x[sample], redo_key)
+    if upcoming and upcoming[0] == done:
+      upcoming.pop(0)
+      if at_stop is not None:
+        state = at_stop(state, done)
     if on_progress is not None:
       on_progress(chunk, loss, accuracy)
   return state
