@@ -279,3 +279,35 @@ def test_init_variables_and_param_count():
   again = models.init_variables(model, jax.random.key(0), (2, 2, 1))
   for a, b in zip(jax.tree_util.tree_leaves(variables), jax.tree_util.tree_leaves(again)):
     np.testing.assert_array_equal(a, b)
+
+
+def creation_order(model, shape):
+  """Paths of the model's parameters in the order flax creates them (which is PyTorch's
+  ``parameters()`` order for the same layers), read while ``eval_shape`` traces the init."""
+  order = []
+  def walk(tree, prefix):
+    for name, child in tree.items():  # insertion order: jax sorts keys only when it rebuilds
+      if isinstance(child, dict):
+        walk(child, f'{prefix}{name}/')
+      else:
+        order.append(f'{prefix}{name}')
+  def init(rng):
+    variables = model.init({'params': rng, 'dropout': rng},
+                           jnp.zeros((1,) + shape, jnp.float32), train=False)
+    walk(variables['params'], '')
+    return variables
+  jax.eval_shape(init, key())
+  return order
+
+
+@pytest.mark.parametrize('crelu_head', [False, True])
+@pytest.mark.parametrize('name', models.MODEL_NAMES)
+def test_last_parameter_paths_are_the_last_created_of_backbone_and_head(name, crelu_head):
+  # The official regenerative term's arrays: the last of backbone.parameters() and of
+  # head.parameters() (warmstart/methods.py regen_penalty).
+  width, shape, _ = TINY[name]
+  model = models.make_model(name, CLASSES, crelu_head=crelu_head, width=width)
+  order = creation_order(model, shape)
+  last = tuple([p for p in order if p.startswith(part + '/')][-1] for part in ('backbone', 'head'))
+  assert model.last_parameter_paths() == last
+  assert all(path.endswith('/bias') for path in last)

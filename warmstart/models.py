@@ -249,6 +249,16 @@ class Classifier(nn.Module):
         f'ReDo is implemented on the feature layer of the mlp and cnn models (without CReLU); '
         f'{type(self).__name__} has none. Drop the redo method or use --model mlp/cnn.')
 
+  def last_parameter_paths(self) -> tuple[str, str]:
+    """The last parameter array the backbone creates and the head's (its last Dense's bias):
+    the official regenerative term's two arrays (PyTorch's last of ``parameters()``, which
+    follows creation order as flax does). tests/test_warmstart_models.py checks each model's
+    against its creation order."""
+    return f'backbone/{self._last_backbone_parameter}', f'head/Dense_{self._head_layers - 1}/bias'
+
+  _last_backbone_parameter = ''  # per model below: a class constant, not a module field
+  _head_layers = 1               # Dense layers in the head
+
   def _dense_feature_paths(self, dense: str, norm: str | None):
     """Paths for ReDo when the features come out of ``dense`` (+ the BatchNorm ``norm``)."""
     if self.crelu_head:
@@ -274,6 +284,10 @@ class MLP(Classifier):
   def feature_layer_paths(self):
     return self._dense_feature_paths('Dense_1', 'BatchNorm_1' if self.batch_norm else None)
 
+  @property
+  def _last_backbone_parameter(self):
+    return 'BatchNorm_1/bias' if self.batch_norm else 'Dense_1/bias'
+
 
 class MLPNoBN(MLP):
   """The 784-100-100-10 MLP without batch norm (the setting the project measured first)."""
@@ -281,6 +295,8 @@ class MLPNoBN(MLP):
 
 
 class CNN(Classifier):
+  _last_backbone_parameter = 'BatchNorm_2/bias'
+
   def feature_layer_paths(self):
     return self._dense_feature_paths('Dense_0', 'BatchNorm_2')
 
@@ -291,18 +307,25 @@ class CNN(Classifier):
 
 
 class ResNet18(Classifier):
+  _last_backbone_parameter = 'BasicBlock_7/BatchNorm_1/bias'
+
   def setup(self):
     self.backbone = ResNet18Backbone(tuple(scaled(c, self.width) for c in (64, 128, 256, 512)))
     self.head = Head(self.num_classes, crelu=self.crelu_head)
 
 
 class ViTTiny(Classifier):
+  _last_backbone_parameter = 'LayerNorm_0/bias'
+
   def setup(self):
     self.backbone = ViTBackbone(dim=3 * scaled(64, self.width))
     self.head = Head(self.num_classes, crelu=self.crelu_head)
 
 
 class VGG16(Classifier):
+  _last_backbone_parameter = 'BatchNorm_12/bias'
+  _head_layers = 3
+
   def setup(self):
     self.backbone = VGGBackbone(tuple(c if c == 'M' else scaled(c, self.width)
                                       for c in VGG16_CONFIG))
