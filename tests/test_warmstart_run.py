@@ -1,12 +1,15 @@
-"""The warm-start command line's seeds (warmstart/run.py): the sweep's seed syntax
-(common/seeds.py), and ``--first-seed`` with a count only. No training: the jobs are only listed.
+"""The warm-start command line (warmstart/run.py): the sweep's seed syntax (common/seeds.py),
+``--first-seed`` with a count only, and the options of the official code's choices reaching the
+run's settings. No training: the jobs are only listed.
 """
 
 import os
 
+import numpy as np
 import pytest
 
 from atari100k.sweep import grid as sweep_grid
+from warmstart import protocols
 from warmstart import run as run_cli
 
 
@@ -54,3 +57,29 @@ def test_bad_seeds_are_exit_code_2_before_anything_runs(tmp_path, capsys, argv, 
   err = capsys.readouterr().err
   assert err.startswith('error: ') and message in err and 'Traceback' not in err
   assert not os.path.exists(out)
+
+
+# --------------------------------------------------------------------------- issue 15's options
+
+def config_of(argv):
+  """The ProtocolConfig of the first job the arguments ask for."""
+  args = run_cli.build_parser().parse_args(argv)
+  run_cli.apply_model_defaults(args)
+  return run_cli.configs_from_args(args)[0][0]
+
+
+def test_label_noise_flag_reaches_the_protocols_labels():
+  assert config_of([]).label_noise == 'other'
+  assert config_of(['--label-noise', 'any']).label_noise == 'any'
+  labels = np.arange(400, dtype=np.int32) % 10
+  prepared = protocols._Prepared(np.zeros((400, 1, 1, 1), np.float32), labels,  # pylint: disable=protected-access
+                                 None, None, 10)
+  wrong = {}
+  for kind in ('other', 'any'):
+    config = protocols.ProtocolConfig(noise=1.0, num_phases=1, label_noise=kind)
+    _, noisy, noise = protocols.continual_phase_data(prepared, config, 0, np.arange(400),
+                                                     np.random.default_rng(0))
+    assert noise == 1.0
+    wrong[kind] = int(np.sum(noisy != labels))
+  assert wrong['other'] == 400  # every label moved to another class
+  assert 300 < wrong['any'] < 400  # about 9 in 10

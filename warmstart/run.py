@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help='runs in parallel, one process and one core each (default: up to 2).')
   parser.add_argument('--no-plots', action='store_true')
   parser.add_argument('--no-progress', action='store_true')
+  official = parser.add_argument_group(
+      'the official code\'s choices (issue 15; docs/warmstart.md "Against the official code"); '
+      'each default is the official code\'s')
+  official.add_argument('--label-noise', choices=data_lib.LABEL_NOISE_KINDS, default='other',
+                        help='a noisy label is always a wrong class (other: official) or drawn '
+                        'from all classes (any: at noise 0.5 and 10 classes, 45%% wrong).')
   return parser
 
 
@@ -155,7 +161,7 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       train_examples=args.train_examples,
       batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
       steps_per_call=steps, num_phases=args.phases, access=args.access,
-      buffer_size=args.buffer_size)
+      buffer_size=args.buffer_size, label_noise=args.label_noise)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
