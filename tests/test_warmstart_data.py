@@ -375,6 +375,25 @@ def test_subset_errors():
 
 # --------------------------------------------------------------------------- misc
 
+def test_input_normalization_is_the_official_configs():
+  # configs/dataset/mnist.yaml: normalize: mean: [0.4914], std: [0.3081] (sic: 0.4914 is
+  # CIFAR-10's red mean); cifar10.yaml: mean [0.4914, 0.4822, 0.4465], std [0.2023, 0.1994,
+  # 0.2010]; tig.yaml: ImageNet's.
+  assert data.input_normalization('mnist') == ((0.4914,), (0.3081,))
+  assert data.input_normalization('Fashion-MNIST') == ((0.4914,), (0.3081,))
+  assert data.input_normalization('cifar10') == ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+  assert data.input_normalization('tiny_imagenet') == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+  assert data.input_normalization('cifar100')[0][0] == 0.5070751592371323
+  for name in data.DATASET_NAMES:
+    mean, std = data.input_normalization(name)
+    assert len(mean) == len(std) in (1, 3)
+    assert data.input_normalization(name, 'unit') == ((), ())
+  with pytest.raises(ValueError, match='mean_std, unit'):
+    data.input_normalization('mnist', 'zscore')
+  with pytest.raises(ValueError, match='Unknown data set'):
+    data.input_normalization('svhn')
+
+
 def test_to_float():
   out = data.to_float(np.array([[0, 255, 51]], np.uint8))
   assert out.dtype == np.float32

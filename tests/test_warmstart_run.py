@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from atari100k.sweep import grid as sweep_grid
+from warmstart import methods
 from warmstart import protocols
 from warmstart import run as run_cli
 
@@ -83,3 +84,15 @@ def test_label_noise_flag_reaches_the_protocols_labels():
     wrong[kind] = int(np.sum(noisy != labels))
   assert wrong['other'] == 400  # every label moved to another class
   assert 300 < wrong['any'] < 400  # about 9 in 10
+
+
+def test_init_and_normalize_flags_reach_the_model():
+  prepared = protocols._Prepared(np.zeros((4, 8, 8, 1), np.float32), np.zeros(4, np.int32),  # pylint: disable=protected-access
+                                 None, None, 10)
+  def model_of(argv):
+    config = config_of(['--dataset', 'digits', '--model', 'mlp'] + argv)
+    return protocols.make_trainer(config, methods.parse_method('warm'), prepared).model
+  model = model_of([])
+  assert (model.init_scheme, model.input_mean, model.input_std) == ('torch', (0.4914,), (0.3081,))
+  model = model_of(['--init', 'flax', '--normalize', 'unit'])
+  assert (model.init_scheme, model.input_mean, model.input_std) == ('flax', (), ())

@@ -13,7 +13,8 @@ TensorFlow, Dopamine or JAX:
 * :func:`load_dataset` dispatching by name.
 * :func:`add_label_noise` (the paper's symmetric label noise: a wrong class, as the official
   code draws it, or any class), :func:`subset` (the warm-up data fraction) and
-  :func:`to_float` (uint8 -> float32 in [0, 1]).
+  :func:`to_float` (uint8 -> float32 in [0, 1]); :func:`input_normalization`, the per-channel
+  mean and std the official code normalises each data set with (the models apply them).
 
 Only numpy, the standard library, pillow (Tiny ImageNet, imported lazily) and scikit-learn
 (digits, imported lazily) are used.
@@ -572,6 +573,42 @@ def subset(x: np.ndarray, y: np.ndarray, ratio: float,
                      f'{1 / max(n, 1):.3g} or more data.')
   indices = np.sort(rng.choice(n, size=size, replace=False))
   return x[indices], y[indices], indices
+
+
+# Per-channel (mean, std) of the [0, 1] images that the official code's transforms normalise
+# with (configs/dataset/<name>.yaml, ``transforms.Normalize(**cfg['normalize'])`` after
+# ``ToTensor()``). MNIST's mean 0.4914 is as the config has it (CIFAR-10's red mean; PyTorch's
+# MNIST example, which the config cites, uses 0.1307). The official CIFAR-100 test transform uses
+# the test set's statistics (mean 0.5089, 0.4874, 0.4419; std 0.2683, 0.2574, 0.2771); we use the
+# training set's for both splits. Fashion-MNIST and digits, which the official code does not
+# have, take MNIST's: they stand in for it in the MLP experiments.
+_MNIST_STATISTICS = ((0.4914,), (0.3081,))
+INPUT_STATISTICS = {
+    'mnist': _MNIST_STATISTICS,
+    'fashion_mnist': _MNIST_STATISTICS,
+    'digits': _MNIST_STATISTICS,
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    'cifar100': ((0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+                 (0.2673342858792401, 0.2564384629170883, 0.27615047132568404)),
+    'tiny_imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+assert set(INPUT_STATISTICS) == set(DATASET_NAMES)
+# 'mean_std': the official normalisation; 'unit': the [0, 1] images as they are (x / 255).
+NORMALIZATIONS = ('mean_std', 'unit')
+
+
+def input_normalization(name: str, mode: str = 'mean_std'
+                        ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) per channel that a model normalises data set ``name``'s [0, 1] images with;
+  ``((), ())`` for ``mode='unit'`` (no normalisation)."""
+  if mode not in NORMALIZATIONS:
+    raise ValueError(f'normalization must be one of {", ".join(NORMALIZATIONS)}, got {mode!r}.')
+  if mode == 'unit':
+    return (), ()
+  key = name.strip().lower().replace('-', '_')
+  if key not in INPUT_STATISTICS:
+    raise ValueError(f'Unknown data set {name!r}.{did_you_mean(key, DATASET_NAMES)}')
+  return INPUT_STATISTICS[key]
 
 
 def to_float(x: np.ndarray) -> np.ndarray:

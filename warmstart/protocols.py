@@ -33,6 +33,7 @@ from warmstart import train as train_lib
 # Per-model learning rate and weight decay of the paper's Appendix A.2 (cnn: ours, as mlp).
 MODEL_OPTIM = {
     'mlp': (1e-3, 1e-4), 'cnn': (1e-3, 1e-4), 'resnet18': (1e-3, 1e-5),
+    'resnet18_linear': (1e-3, 1e-5),
     'vit_tiny': (3e-3, 5e-2), 'vgg16': (1e-3, 1e-4),
 }
 
@@ -56,6 +57,10 @@ class ProtocolConfig:
     num_phases, access, buffer_size: continual protocol only.
     label_noise: how a noisy label is drawn, warmstart.data.LABEL_NOISE_KINDS ('other': a
       wrong class, as the official code; 'any': any class).
+    init: the models' initialisation, warmstart.models.INIT_SCHEMES ('torch': PyTorch's
+      defaults, as the official code; 'flax').
+    normalize: input normalisation, warmstart.data.NORMALIZATIONS ('mean_std': the official
+      per-data-set statistics; 'unit': x / 255 only).
   """
   dataset: str = 'fashion_mnist'
   model: str = 'mlp'
@@ -75,6 +80,8 @@ class ProtocolConfig:
   buffer_size: int = 5000
   # Issue 15, items 4 and 6 (warmstart/data.py, models.py): the official code's by default.
   label_noise: str = 'other'
+  init: str = 'torch'
+  normalize: str = 'mean_std'
 
   def optim(self) -> train_lib.OptimConfig:
     lr, wd = MODEL_OPTIM.get(self.model, (1e-3, 1e-4))
@@ -109,11 +116,13 @@ def make_trainer(config: ProtocolConfig, method: methods_lib.MethodConfig,
                  data: _Prepared) -> train_lib.Trainer:
   """The Trainer for this setting; seeds of one setting share it (and its compiled code)."""
   steps = config.steps_per_call or max(1, len(data.x_train) // config.batch_size)
+  mean, std = data_lib.input_normalization(config.dataset, config.normalize)
   key = (config.model, config.width, data.num_classes, method, config.optim(),
-         data.x_train.shape[1:], steps)
+         data.x_train.shape[1:], steps, config.init, mean, std)
   if key not in _TRAINERS:
     model = models_lib.make_model(config.model, data.num_classes, crelu_head=method.crelu_head,
-                                  width=config.width)
+                                  width=config.width, init_scheme=config.init, input_mean=mean,
+                                  input_std=std)
     _TRAINERS[key] = train_lib.Trainer(model, method, config.optim(), data.x_train.shape[1:],
                                        steps)
   return _TRAINERS[key]

@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f'one of {", ".join(data_lib.DATASET_NAMES)} (default fashion_mnist).')
   parser.add_argument('--data-root', default=None,
                       help='folder holding the data set files (MNIST, CIFAR, Tiny ImageNet).')
-  parser.add_argument('--model', default='cnn', choices=models_lib.MODEL_NAMES)
+  parser.add_argument('--model', default='cnn', choices=models_lib.MODEL_NAMES,
+                      help='mlp: the official 784-512-256-10 with BN; mlp_paper: the paper\'s '
+                      'text, 784-100-100-10; *_nobn: without BN; resnet18: the official GAP '
+                      'head (512-ReLU-classes), resnet18_linear: one Dense; see '
+                      'warmstart/models.py.')
   parser.add_argument('--width', type=float, default=None,
                       help='width multiplier of the model (default: see MODEL DEFAULTS below).')
   parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
@@ -105,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
   official.add_argument('--label-noise', choices=data_lib.LABEL_NOISE_KINDS, default='other',
                         help='a noisy label is always a wrong class (other: official) or drawn '
                         'from all classes (any: at noise 0.5 and 10 classes, 45%% wrong).')
+  official.add_argument('--init', choices=models_lib.INIT_SCHEMES, default='torch',
+                        help='initialisation of every Dense and Conv: PyTorch\'s defaults, '
+                        'U(+-1/sqrt(fan_in)) for weights and biases (torch: official), or flax\'s '
+                        '(LeCun normal weights, zero biases).')
+  official.add_argument('--normalize', choices=data_lib.NORMALIZATIONS, default='mean_std',
+                        help='inputs x/255 normalised by the official per-data-set mean and std '
+                        '(mean_std; Fashion-MNIST and digits take MNIST\'s), or x/255 only (unit).')
   return parser
 
 
@@ -161,7 +172,8 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       train_examples=args.train_examples,
       batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
       steps_per_call=steps, num_phases=args.phases, access=args.access,
-      buffer_size=args.buffer_size, label_noise=args.label_noise)
+      buffer_size=args.buffer_size, label_noise=args.label_noise, init=args.init,
+      normalize=args.normalize)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
