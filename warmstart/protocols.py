@@ -61,6 +61,8 @@ class ProtocolConfig:
       defaults, as the official code; 'flax').
     normalize: input normalisation, warmstart.data.NORMALIZATIONS ('mean_std': the official
       per-data-set statistics; 'unit': x / 255 only).
+    adam_b1, adam_b2, adam_eps: Adam's moment decays and epsilon (the paper's Fig. 3 varies
+      them; default: train.OptimConfig's, the official configs/trainer/base.yaml's).
   """
   dataset: str = 'fashion_mnist'
   model: str = 'mlp'
@@ -82,13 +84,16 @@ class ProtocolConfig:
   label_noise: str = 'other'
   init: str = 'torch'
   normalize: str = 'mean_std'
+  adam_b1: float = train_lib.OptimConfig.b1
+  adam_b2: float = train_lib.OptimConfig.b2
+  adam_eps: float = train_lib.OptimConfig.eps
 
   def optim(self) -> train_lib.OptimConfig:
     lr, wd = MODEL_OPTIM.get(self.model, (1e-3, 1e-4))
     return train_lib.OptimConfig(
         learning_rate=self.learning_rate if self.learning_rate is not None else lr,
         weight_decay=self.weight_decay if self.weight_decay is not None else wd,
-        batch_size=self.batch_size)
+        b1=self.adam_b1, b2=self.adam_b2, eps=self.adam_eps, batch_size=self.batch_size)
 
 
 ProgressFn = Callable[[int, object, object], None]

@@ -36,6 +36,7 @@ from warmstart import data as data_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import protocols
+from warmstart import train as train_lib
 
 DEFAULT_METHODS = ('warm', 'fresh', 'fresh_ema', 'hare_tortoise', 'shrink_perturb')
 CSV_COLUMNS = (
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
   official.add_argument('--normalize', choices=data_lib.NORMALIZATIONS, default='mean_std',
                         help='inputs x/255 normalised by the official per-data-set mean and std '
                         '(mean_std; Fashion-MNIST and digits take MNIST\'s), or x/255 only (unit).')
+  for name, help_text in (('b1', 'decay of the first moment'), ('b2', 'decay of the second moment'),
+                          ('eps', 'epsilon added to the root of the second moment')):
+    official.add_argument(f'--adam-{name}', type=float,
+                          default=getattr(train_lib.OptimConfig, name),
+                          help=f'AdamW\'s {help_text} (default %(default)g, official; the '
+                          'paper\'s Fig. 3 varies them).')
   return parser
 
 
@@ -173,7 +180,8 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
       steps_per_call=steps, num_phases=args.phases, access=args.access,
       buffer_size=args.buffer_size, label_noise=args.label_noise, init=args.init,
-      normalize=args.normalize)
+      normalize=args.normalize, adam_b1=args.adam_b1, adam_b2=args.adam_b2,
+      adam_eps=args.adam_eps)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]
