@@ -188,12 +188,12 @@ def test_l2_preset_is_adamws_decoupled_weight_decay():
   # The Trainer's AdamW takes the method's decay: with zero gradients Adam's part is 0 and the
   # update (before the -lr step) is exactly weight_decay * theta.
   model = models.make_model('mlp', 3, width=0.02)
+  params, _ = regen_trees()
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
   for spec, decay in (('l2', 0.1), ('warm', 1e-4), ('l2:weight_decay=0.5', 0.5)):
     trainer = train.Trainer(model, methods.parse_method(spec),
                             train.OptimConfig(weight_decay=1e-4), (2, 2, 1))
     assert trainer.optim.weight_decay == decay
-    params = trainer.init_variables(jax.random.key(0))['params']
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     updates, _ = trainer.transform.update(zeros, trainer.transform.init(params), params)
     for u, p in zip(jax.tree_util.tree_leaves(updates), jax.tree_util.tree_leaves(params)):
       np.testing.assert_allclose(u, decay * p, rtol=1e-6)

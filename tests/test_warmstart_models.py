@@ -44,9 +44,11 @@ def images(shape, seed=0):
 
 @functools.cache
 def tiny(name, crelu_head=False):
-  """(model, variables, input shape, feature width) at the tiny size; built once per session."""
+  """(model, variables, input shape, feature width) at the tiny size; built once per session.
+  With flax's initialisation: these tests do not depend on it, and PyTorch's (tested below)
+  re-draws every layer, one more compiled kernel per shape."""
   width, shape, dim = TINY[name]
-  model = models.make_model(name, CLASSES, crelu_head=crelu_head, width=width)
+  model = models.make_model(name, CLASSES, crelu_head=crelu_head, width=width, init_scheme='flax')
   return model, models.init_variables(model, key(), shape), shape, dim
 
 
@@ -339,8 +341,8 @@ def creation_order(model, shape):
   return order
 
 
-@pytest.mark.parametrize('crelu_head', [False, True])
-@pytest.mark.parametrize('name', models.MODEL_NAMES)
+@pytest.mark.parametrize('name, crelu_head', [(name, False) for name in models.MODEL_NAMES]
+                         + [('resnet18', True), ('vgg16', True)])  # heads with hidden layers
 def test_last_parameter_paths_are_the_last_created_of_backbone_and_head(name, crelu_head):
   # The official regenerative term's arrays: the last of backbone.parameters() and of
   # head.parameters() (warmstart/methods.py regen_penalty).
@@ -419,8 +421,9 @@ def test_torch_init_redraws_layers_only():
 def test_inputs_are_normalised_per_channel_before_the_backbone():
   shape = (4, 4, 3)
   mean, std = (0.5, 0.25, 0.0), (0.5, 2.0, 1.0)
-  model = models.make_model('mlp_paper', CLASSES, width=0.1, input_mean=mean, input_std=std)
-  plain = models.make_model('mlp_paper', CLASSES, width=0.1)
+  model = models.make_model('mlp_paper', CLASSES, width=0.1, init_scheme='flax',
+                            input_mean=mean, input_std=std)
+  plain = models.make_model('mlp_paper', CLASSES, width=0.1, init_scheme='flax')
   variables = models.init_variables(plain, key(), shape)
   x = images(shape)
   by_hand = (x - jnp.array(mean)) / jnp.array(std)
