@@ -143,6 +143,8 @@ def test_regen_official_is_the_unsquared_distance_of_the_last_arrays_only():
   # not sqrt's NaN.
   at_init = jax.grad(lambda p: methods.regen_penalty(p, init, 'official', LAST))(init)
   assert all(not np.any(g) for g in jax.tree_util.tree_leaves(at_init))
+  with pytest.raises(ValueError, match='last_parameter_paths'):
+    methods.regen_penalty(params, init)
 
 
 def test_regen_kumar_is_the_squared_distance_of_every_parameter():

@@ -267,6 +267,9 @@ def regen_penalty(params: PyTree, initial_params: PyTree, form: str = 'official'
   if form == 'kumar':
     return sum(jnp.sum(jnp.square(p - p0)) for p, p0 in
                zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(initial_params)))
+  if not last_paths:
+    raise ValueError('the official regenerative term needs the paths of its arrays '
+                     '(last_paths: a model\'s last_parameter_paths()).')
   return sum(_norm(_leaf(params, path) - _leaf(initial_params, path)) for path in last_paths)
 
 
