@@ -443,17 +443,23 @@ def torch_default_init(params: dict, rng) -> dict:
   in_channels). A sub-tree holding a 'kernel' is a Dense or Conv; everything else (norm
   layers, the ViT's tokens) is kept.
   """
-  def visit(node, key):
+  params = jax.tree_util.tree_map(lambda leaf: leaf, params)  # fresh dicts to fill in
+  layers = []
+  def find(node):
     if 'kernel' in node and not isinstance(node['kernel'], dict):
-      kernel = node['kernel']
-      bound = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))
-      kernel_key, bias_key = jax.random.split(key)
-      out = dict(node)
-      out['kernel'] = jax.random.uniform(kernel_key, kernel.shape, kernel.dtype, -bound, bound)
-      if 'bias' in node:
-        out['bias'] = jax.random.uniform(bias_key, node['bias'].shape, node['bias'].dtype,
-                                         -bound, bound)
-      return out
-    return {name: visit(child, jax.random.fold_in(key, i)) if isinstance(child, dict) else child
-            for i, (name, child) in enumerate(sorted(node.items()))}
-  return visit(params, rng)
+      layers.append(node)
+      return
+    for name in sorted(node):
+      if isinstance(node[name], dict):
+        find(node[name])
+  find(params)
+  targets = [(layer, name, 1.0 / np.sqrt(np.prod(layer['kernel'].shape[:-1])))
+             for layer in layers for name in ('kernel', 'bias') if name in layer]
+  sizes = [layer[name].size for layer, name, _ in targets]
+  # One draw split among the arrays: a draw per array compiled one random kernel per shape
+  # when run eagerly (3 s instead of 0.3 s for a small CNN on a busy CPU).
+  draws = jnp.split(jax.random.uniform(rng, (sum(sizes),), jnp.float32, -1.0, 1.0),
+                    np.cumsum(sizes)[:-1])
+  for (layer, name, bound), draw in zip(targets, draws):
+    layer[name] = (bound * draw).reshape(layer[name].shape).astype(layer[name].dtype)
+  return params
