@@ -10,7 +10,7 @@ from warmstart import data as data_lib
 from warmstart import methods, protocols
 from warmstart import run as run_cli
 
-TINY = dict(dataset='digits', model='mlp', width=0.2, epochs=1, batch_size=64, steps_per_call=0,
+TINY = dict(dataset='digits', model='mlp', width=0.04, epochs=1, batch_size=64, steps_per_call=0,
             metric_examples=200)
 
 
@@ -69,7 +69,7 @@ def test_continual_phase_data_labels_carry_the_phase_noise(digits):
 
 def test_cli_writes_results_resumes_and_plots(tmp_path, capsys):
   out = str(tmp_path / 'study')
-  argv = ['--dataset', 'digits', '--model', 'mlp', '--width', '0.2', '--methods', 'warm',
+  argv = ['--dataset', 'digits', '--model', 'mlp', '--width', '0.04', '--methods', 'warm',
           'fresh', '--seeds', '2', '--epochs', '1', '--batch-size', '64', '--out', out,
           '--no-progress']
   assert run_cli.main(argv) == 0
