@@ -266,24 +266,55 @@ def test_digits():
 
 # --------------------------------------------------------------------------- label noise
 
-def test_label_noise_exact_count_and_unchanged_rest():
+def test_label_noise_official_kind_makes_exactly_the_chosen_labels_wrong():
+  # Official (src/datasets/dataset.py): random.sample(range(num_samples), int(num_samples *
+  # label_noise_ratio)) positions, each noisy_label = random.choice([l for l in
+  # range(len(self.classes)) if l != original_label]).
   labels = np.arange(1000) % 10
   noisy, mask = data.add_label_noise(labels, 0.37, 10, np.random.default_rng(0))
   assert mask.sum() == 370 and mask.dtype == bool and noisy.dtype == np.int32
   np.testing.assert_array_equal(noisy[~mask], labels[~mask])
+  assert np.all(noisy[mask] != labels[mask])  # exactly 37% of the labels are wrong
+  assert np.sum(noisy != labels) == 370
   assert noisy.min() >= 0 and noisy.max() <= 9
-  # redrawn labels keep the true one about 1/10 of the time.
-  kept = np.mean(noisy[mask] == labels[mask])
-  assert 0.03 < kept < 0.2
   assert labels.tolist() == (np.arange(1000) % 10).tolist()  # input untouched
 
 
-def test_label_noise_redraws_cover_all_classes_including_true_label():
-  labels = np.full(2000, 3)
+def test_label_noise_official_kind_is_uniform_over_the_other_classes():
+  labels = np.full(4000, 3)
   noisy, mask = data.add_label_noise(labels, 1.0, 5, np.random.default_rng(1))
   assert mask.all()
   counts = np.bincount(noisy, minlength=5)
+  assert counts[3] == 0 and counts.sum() == 4000
+  assert (np.abs(counts[[0, 1, 2, 4]] - 1000) < 100).all(), counts  # 1000 +- 3 sd each
+  # Worked by hand: rng.choice picks the positions, then the offsets 1..C-1 from the same rng.
+  rng = np.random.default_rng(7)
+  chosen = rng.choice(6, size=3, replace=False)
+  offsets = rng.integers(1, 4, size=3, dtype=np.int32)
+  expected = np.array([0, 1, 2, 3, 0, 1])
+  expected[chosen] = (expected[chosen] + offsets) % 4
+  noisy, _ = data.add_label_noise(np.array([0, 1, 2, 3, 0, 1]), 0.5, 4, np.random.default_rng(7))
+  np.testing.assert_array_equal(noisy, expected)
+
+
+def test_label_noise_any_kind_draws_from_every_class_on_the_same_positions():
+  labels = np.full(2000, 3)
+  noisy, mask = data.add_label_noise(labels, 1.0, 5, np.random.default_rng(1), kind='any')
+  assert mask.all()
+  counts = np.bincount(noisy, minlength=5)
   assert (counts > 300).all(), counts  # uniform over 5 classes, true label 3 included
+  labels = np.arange(1000) % 10
+  any_noisy, any_mask = data.add_label_noise(labels, 0.37, 10, np.random.default_rng(0), 'any')
+  _, other_mask = data.add_label_noise(labels, 0.37, 10, np.random.default_rng(0))
+  np.testing.assert_array_equal(any_mask, other_mask)
+  kept = np.mean(any_noisy[any_mask] == labels[any_mask])  # the true label 1/10 of the time
+  assert 0.03 < kept < 0.2
+  # The draws of the earlier version, which had only this kind: positions, then 0..C-1.
+  rng = np.random.default_rng(0)
+  chosen = rng.choice(1000, size=370, replace=False)
+  expected = labels.astype(np.int32)
+  expected[chosen] = rng.integers(0, 10, size=370, dtype=np.int32)
+  np.testing.assert_array_equal(any_noisy, expected)
 
 
 def test_label_noise_ratio_zero_and_rounding():
@@ -306,6 +337,12 @@ def test_label_noise_bad_inputs():
     data.add_label_noise(np.zeros(4, int), 0.5, 2, 0)
   with pytest.raises(ValueError, match='classes'):
     data.add_label_noise(np.array([0, 5]), 0.5, 2, np.random.default_rng(0))
+  with pytest.raises(ValueError, match='kind must be one of other, any'):
+    data.add_label_noise(np.zeros(4, int), 0.5, 2, np.random.default_rng(0), kind='all')
+  with pytest.raises(ValueError, match='needs a second class'):
+    data.add_label_noise(np.zeros(4, int), 0.5, 1, np.random.default_rng(0))
+  noisy, _ = data.add_label_noise(np.zeros(4, int), 0.5, 1, np.random.default_rng(0), 'any')
+  assert not noisy.any()
 
 
 # --------------------------------------------------------------------------- subset
@@ -337,6 +374,25 @@ def test_subset_errors():
 
 
 # --------------------------------------------------------------------------- misc
+
+def test_input_normalization_is_the_official_configs():
+  # configs/dataset/mnist.yaml: normalize: mean: [0.4914], std: [0.3081] (sic: 0.4914 is
+  # CIFAR-10's red mean); cifar10.yaml: mean [0.4914, 0.4822, 0.4465], std [0.2023, 0.1994,
+  # 0.2010]; tig.yaml: ImageNet's.
+  assert data.input_normalization('mnist') == ((0.4914,), (0.3081,))
+  assert data.input_normalization('Fashion-MNIST') == ((0.4914,), (0.3081,))
+  assert data.input_normalization('cifar10') == ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+  assert data.input_normalization('tiny_imagenet') == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+  assert data.input_normalization('cifar100')[0][0] == 0.5070751592371323
+  for name in data.DATASET_NAMES:
+    mean, std = data.input_normalization(name)
+    assert len(mean) == len(std) in (1, 3)
+    assert data.input_normalization(name, 'unit') == ((), ())
+  with pytest.raises(ValueError, match='mean_std, unit'):
+    data.input_normalization('mnist', 'zscore')
+  with pytest.raises(ValueError, match='Unknown data set'):
+    data.input_normalization('svhn')
+
 
 def test_to_float():
   out = data.to_float(np.array([[0, 255, 51]], np.uint8))

@@ -13,7 +13,7 @@ from warmstart import methods, protocols
 from warmstart import run as run_cli
 from warmstart import train as train_lib
 
-TINY = dict(dataset='digits', model='mlp', width=0.2, epochs=1, batch_size=64, steps_per_call=1,
+TINY = dict(dataset='digits', model='mlp', width=0.04, epochs=1, batch_size=64, steps_per_call=1,
             metric_examples=200)
 
 
@@ -178,7 +178,7 @@ def test_the_official_schedule_flags_reach_the_config():
 
 def test_cli_writes_results_resumes_and_plots(tmp_path, capsys):
   out = str(tmp_path / 'study')
-  argv = ['--dataset', 'digits', '--model', 'mlp', '--width', '0.2', '--methods', 'warm',
+  argv = ['--dataset', 'digits', '--model', 'mlp', '--width', '0.04', '--methods', 'warm',
           'fresh', '--seeds', '2', '--epochs', '1', '--batch-size', '64', '--out', out,
           '--no-progress']
   assert run_cli.main(argv) == 0

@@ -1,12 +1,17 @@
-"""The warm-start command line's seeds (warmstart/run.py): the sweep's seed syntax
-(common/seeds.py), and ``--first-seed`` with a count only. No training: the jobs are only listed.
+"""The warm-start command line (warmstart/run.py): the sweep's seed syntax (common/seeds.py),
+``--first-seed`` with a count only, and the options of the official code's choices reaching the
+run's settings. No training: the jobs are only listed.
 """
 
 import os
 
+import numpy as np
+import optax
 import pytest
 
 from atari100k.sweep import grid as sweep_grid
+from warmstart import methods
+from warmstart import protocols
 from warmstart import run as run_cli
 
 
@@ -54,3 +59,73 @@ def test_bad_seeds_are_exit_code_2_before_anything_runs(tmp_path, capsys, argv, 
   err = capsys.readouterr().err
   assert err.startswith('error: ') and message in err and 'Traceback' not in err
   assert not os.path.exists(out)
+
+
+# --------------------------------------------------------------------------- issue 15's options
+
+def prepared(labels, image_shape=(1, 1, 1)):
+  """The protocols' prepared training data: zero images with these labels, no test split."""
+  # pylint: disable-next=protected-access
+  return protocols._Prepared(np.zeros((len(labels),) + image_shape, np.float32),
+                             np.asarray(labels, np.int32), None, None, 10)
+
+
+def config_of(argv):
+  """The ProtocolConfig of the first job the arguments ask for."""
+  args = run_cli.build_parser().parse_args(argv)
+  run_cli.apply_model_defaults(args)
+  return run_cli.configs_from_args(args)[0][0]
+
+
+def test_label_noise_flag_reaches_the_protocols_labels():
+  assert config_of([]).label_noise == 'other'
+  assert config_of(['--label-noise', 'any']).label_noise == 'any'
+  labels = np.arange(400, dtype=np.int32) % 10
+  wrong = {}
+  for kind in ('other', 'any'):
+    config = protocols.ProtocolConfig(noise=1.0, num_phases=1, label_noise=kind)
+    _, noisy, noise = protocols.continual_phase_data(prepared(labels), config, 0,
+                                                     np.arange(400), np.random.default_rng(0))
+    assert noise == 1.0
+    wrong[kind] = int(np.sum(noisy != labels))
+  assert wrong['other'] == 400  # every label moved to another class
+  assert 300 < wrong['any'] < 400  # about 9 in 10
+
+
+def test_init_and_normalize_flags_reach_the_model():
+  def model_of(argv):
+    config = config_of(['--dataset', 'digits', '--model', 'mlp'] + argv)
+    data = prepared(np.zeros(4), (8, 8, 1))
+    return protocols.make_trainer(config, methods.parse_method('warm'), data).model
+  model = model_of([])
+  assert (model.init_scheme, model.input_mean, model.input_std) == ('torch', (0.4914,), (0.3081,))
+  model = model_of(['--init', 'flax', '--normalize', 'unit'])
+  assert (model.init_scheme, model.input_mean, model.input_std) == ('flax', (), ())
+
+
+def test_adam_flags_reach_the_optimizer():
+  argv = ['--dataset', 'digits', '--model', 'mlp', '--weight-decay', '0',
+          '--adam-b1', '0.5', '--adam-b2', '0.75', '--adam-eps', '0.1']
+  config = config_of(argv)
+  optim = config.optim()
+  assert (optim.b1, optim.b2, optim.eps, optim.weight_decay) == (0.5, 0.75, 0.1, 0.0)
+  default = config_of([]).optim()  # official configs/trainer/base.yaml: betas, eps
+  assert (default.b1, default.b2, default.eps) == (0.9, 0.999, 1e-8)
+  data = prepared(np.zeros(4), (8, 8, 1))
+  transform = protocols.make_trainer(config, methods.parse_method('warm'), data).transform
+  # Two Adam steps worked by hand on gradients under the clipping norm 0.5 (no clipping):
+  # m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, update = m / (1 - b1^t) / (sqrt(v / (1 -
+  # b2^t)) + eps).
+  params = {'w': np.array([1.0, -2.0], np.float32)}
+  g1, g2 = np.array([0.3, -0.1]), np.array([0.1, 0.2])
+  state = transform.init(params)
+  update, state = transform.update({'w': g1.astype(np.float32)}, state, params)
+  adam = next(s for s in state if isinstance(s, optax.ScaleByAdamState))
+  np.testing.assert_allclose(adam.mu['w'], [0.15, -0.05], rtol=1e-6)    # (1 - b1) g1
+  np.testing.assert_allclose(adam.nu['w'], [0.0225, 0.0025], rtol=1e-6)  # (1 - b2) g1^2
+  np.testing.assert_allclose(update['w'], [0.3 / 0.4, -0.1 / 0.2], rtol=1e-6)  # g / (|g| + eps)
+  update, state = transform.update({'w': g2.astype(np.float32)}, state, params)
+  m = 0.5 * np.array([0.15, -0.05]) + 0.5 * g2
+  v = 0.75 * np.array([0.0225, 0.0025]) + 0.25 * g2 ** 2
+  np.testing.assert_allclose(update['w'], m / 0.75 / (np.sqrt(v / (1 - 0.75 ** 2)) + 0.1),
+                             rtol=1e-5)

@@ -19,7 +19,7 @@ def data():
 
 
 def make_trainer(spec, steps_per_call=1):
-  model = models.make_model('mlp', 10, width=0.1)
+  model = models.make_model('mlp_paper', 10, width=0.1)  # 10 features
   return train.Trainer(model, methods.parse_method(spec), train.OptimConfig(batch_size=16),
                        (8, 8, 1), steps_per_call)
 

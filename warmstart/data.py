@@ -11,8 +11,10 @@ TensorFlow, Dopamine or JAX:
   version" pickles), Tiny ImageNet (the ``tiny-imagenet-200`` JPEG layout) and scikit-learn's
   bundled 8x8 digits (always available, used for smoke tests).
 * :func:`load_dataset` dispatching by name.
-* :func:`add_label_noise` (the paper's symmetric label noise), :func:`subset` (the warm-up
-  data fraction) and :func:`to_float` (uint8 -> float32 in [0, 1]).
+* :func:`add_label_noise` (the paper's symmetric label noise: a wrong class, as the official
+  code draws it, or any class), :func:`subset` (the warm-up data fraction) and
+  :func:`to_float` (uint8 -> float32 in [0, 1]); :func:`input_normalization`, the per-channel
+  mean and std the official code normalises each data set with (the models apply them).
 
 Only numpy, the standard library, pillow (Tiny ImageNet, imported lazily) and scikit-learn
 (digits, imported lazily) are used.
@@ -485,20 +487,30 @@ def _check_ratio(value: float, what: str, allow_zero: bool) -> float:
   return value
 
 
+# How a noisy position draws its label: 'other', always a wrong class (the official code,
+# src/datasets/dataset.py: ``noisy_label = random.choice([l for l in range(len(self.classes)) if
+# l != original_label])``), or 'any', uniform over all classes (ours before issue 15).
+LABEL_NOISE_KINDS = ('other', 'any')
+
+
 def add_label_noise(labels: np.ndarray, noise_ratio: float, num_classes: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                    rng: np.random.Generator, kind: str = 'other'
+                    ) -> tuple[np.ndarray, np.ndarray]:
   """Symmetric label noise as in the paper's warm-start protocol.
 
-  Exactly ``round(noise_ratio * N)`` positions, chosen uniformly without replacement, get a
-  label drawn uniformly from all ``num_classes`` classes. The drawn label may coincide with
-  the true one (probability 1 / num_classes), so the fraction of labels actually changed is
-  about ``noise_ratio * (1 - 1 / num_classes)``. The other positions are left unchanged.
+  Exactly ``round(noise_ratio * N)`` positions, chosen uniformly without replacement, get a new
+  label. With ``kind='other'`` it is drawn uniformly from the ``num_classes - 1`` other classes,
+  so exactly that many labels are wrong. With ``kind='any'`` it is drawn from all classes and may
+  coincide with the true one (probability 1 / num_classes), so about ``noise_ratio * (1 - 1 /
+  num_classes)`` of the labels are wrong. The other positions are left unchanged. Both kinds
+  draw the same positions from the same ``rng``.
 
   Args:
     labels: int array (N,), values in [0, num_classes).
     noise_ratio: float in [0, 1], the fraction of positions re-drawn.
-    num_classes: int >= 1.
+    num_classes: int >= 1 (>= 2 for 'other' when a position is re-drawn).
     rng: numpy Generator.
+    kind: 'other' (the official code's) or 'any'.
 
   Returns:
     (noisy_labels, mask): a new int32 array (N,) and a bool array (N,), True at the
@@ -513,14 +525,24 @@ def add_label_noise(labels: np.ndarray, noise_ratio: float, num_classes: int,
   if num_classes < 1:
     raise ValueError(f'num_classes must be >= 1, got {num_classes}; pass the number of '
                      'classes of the data set.')
+  if kind not in LABEL_NOISE_KINDS:
+    raise ValueError(f'kind must be one of {", ".join(LABEL_NOISE_KINDS)}, got {kind!r}.')
   _check_labels(labels, num_classes, 'add_label_noise')
   n = labels.shape[0]
   num_noisy = int(round(noise_ratio * n))
+  if kind == 'other' and num_noisy and num_classes < 2:
+    raise ValueError('label noise of kind "other" needs a second class to move labels to; '
+                     f'this data set has {num_classes}.')
   chosen = rng.choice(n, size=num_noisy, replace=False)
   mask = np.zeros(n, bool)
   mask[chosen] = True
   noisy = labels.astype(np.int32, copy=True)
-  noisy[chosen] = rng.integers(0, num_classes, size=num_noisy, dtype=np.int32)
+  if kind == 'other':
+    # True label + an offset uniform in 1..C-1, modulo C: uniform over the C - 1 other classes.
+    offsets = rng.integers(1, num_classes, size=num_noisy, dtype=np.int32)
+    noisy[chosen] = (noisy[chosen] + offsets) % num_classes
+  else:
+    noisy[chosen] = rng.integers(0, num_classes, size=num_noisy, dtype=np.int32)
   return noisy, mask
 
 
@@ -551,6 +573,42 @@ def subset(x: np.ndarray, y: np.ndarray, ratio: float,
                      f'{1 / max(n, 1):.3g} or more data.')
   indices = np.sort(rng.choice(n, size=size, replace=False))
   return x[indices], y[indices], indices
+
+
+# Per-channel (mean, std) of the [0, 1] images that the official code's transforms normalise
+# with (configs/dataset/<name>.yaml, ``transforms.Normalize(**cfg['normalize'])`` after
+# ``ToTensor()``). MNIST's mean 0.4914 is as the config has it (CIFAR-10's red mean; PyTorch's
+# MNIST example, which the config cites, uses 0.1307). The official CIFAR-100 test transform uses
+# the test set's statistics (mean 0.5089, 0.4874, 0.4419; std 0.2683, 0.2574, 0.2771); we use the
+# training set's for both splits. Fashion-MNIST and digits, which the official code does not
+# have, take MNIST's: they stand in for it in the MLP experiments.
+_MNIST_STATISTICS = ((0.4914,), (0.3081,))
+INPUT_STATISTICS = {
+    'mnist': _MNIST_STATISTICS,
+    'fashion_mnist': _MNIST_STATISTICS,
+    'digits': _MNIST_STATISTICS,
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    'cifar100': ((0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+                 (0.2673342858792401, 0.2564384629170883, 0.27615047132568404)),
+    'tiny_imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+assert set(INPUT_STATISTICS) == set(DATASET_NAMES)
+# 'mean_std': the official normalisation; 'unit': the [0, 1] images as they are (x / 255).
+NORMALIZATIONS = ('mean_std', 'unit')
+
+
+def input_normalization(name: str, mode: str = 'mean_std'
+                        ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) per channel that a model normalises data set ``name``'s [0, 1] images with;
+  ``((), ())`` for ``mode='unit'`` (no normalisation)."""
+  if mode not in NORMALIZATIONS:
+    raise ValueError(f'normalization must be one of {", ".join(NORMALIZATIONS)}, got {mode!r}.')
+  if mode == 'unit':
+    return (), ()
+  key = name.strip().lower().replace('-', '_')
+  if key not in INPUT_STATISTICS:
+    raise ValueError(f'Unknown data set {name!r}.{did_you_mean(key, DATASET_NAMES)}')
+  return INPUT_STATISTICS[key]
 
 
 def to_float(x: np.ndarray) -> np.ndarray:

@@ -6,10 +6,16 @@ compares; :func:`parse_method` turns ``"hare_tortoise+aug"`` or ``"ema:momentum=
 config. The operations themselves are pure functions on parameter pytrees, safe inside
 ``jax.jit``; the parameter-space ones reuse ``agents/plasticity.py`` (shared with the RL agents):
 
-* loss terms      L2 (``l2 * sum theta^2``), spectral decoupling (``spectral/2 * mean ||logits||^2``,
-                  Pezeshki et al. 2021), regenerative regularisation (``regen * sum (theta -
-                  theta_0)^2``, Kumar et al. 2023), self-distillation (``distill * KL(teacher ||
-                  student)`` with the EMA network as teacher);
+* L2              as the official code: AdamW's decoupled weight decay (``weight_decay``, preset
+                  0.1); a loss penalty ``l2 * sum theta^2`` is the field ``l2``;
+* loss terms      (:func:`loss_terms`) each in the official code's form by default
+                  (``src/trainers/base.py``), the form of the term's own paper one field away:
+                  spectral decoupling (official ``mean(logits^2)`` over every element; Pezeshki et
+                  al. 2021: ``mean_i ||logits_i||^2 / 2``), regenerative regularisation (official
+                  ``||theta - theta_0||`` of the last parameter array of the backbone and of the
+                  head; Kumar et al. 2023: ``sum (theta - theta_0)^2`` over all), self-distillation
+                  toward the EMA network (official ``nn.KLDivLoss()``: the KL averaged over examples
+                  and classes; per example: averaged over examples only);
 * augmentation    pad-4 random crop + horizontal flip (per example, inside the jitted step);
 * between phases  Shrink & Perturb toward the stored initial weights (``theta <- sp_shrink theta +
                   sp_perturb theta_0``, paper: 0.2 and 0.8; the factors mean what the agents'
@@ -34,6 +40,11 @@ from agents import plasticity
 
 PyTree = Any
 
+# The forms of the loss terms: the official code's first (the default), then the term's paper's.
+DISTILL_FORMS = ('official', 'per_example')
+SPECTRAL_FORMS = ('official', 'pezeshki')
+REGEN_FORMS = ('official', 'kumar')
+
 
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
@@ -41,11 +52,16 @@ class MethodConfig:
 
   Attributes:
     warm_start: bool, train on the noisy subset first (False: "fresh", the second phase only).
-    l2: float, coefficient of ``sum theta^2`` added to the loss (AdamW's decoupled weight decay
-      is separate and always on).
+    weight_decay: float or None, AdamW's decoupled weight decay for this method (None: the
+      model's, or ``--weight-decay``). The official code's "L2" is this (preset ``l2``: 0.1).
+    l2: float, coefficient of a loss penalty ``sum theta^2`` (on top of the weight decay).
     augment: bool, pad-4 random crop + horizontal flip of training images.
-    spectral: float, spectral decoupling strength (penalty ``spectral/2 * mean ||logits||^2``).
-    regen: float, regenerative regularisation strength (``regen * sum (theta - theta_0)^2``).
+    spectral: float, spectral decoupling strength (see spectral_form).
+    spectral_form: str, 'official' (``mean(logits^2)`` over examples and classes) or
+      'pezeshki' (``mean_i ||logits_i||^2 / 2``).
+    regen: float, regenerative regularisation strength (see regen_form).
+    regen_form: str, 'official' (``||theta - theta_0||`` of the last parameter array of the
+      backbone, plus the same of the head) or 'kumar' (``sum (theta - theta_0)^2`` over all).
     redo_tau: float, ReDo's dormancy threshold on the feature units (0: off).
     redo_every_epochs: float, 0 (default): ReDo at every evaluation point of the phase, as the
       official code runs it inside its test loop (warmstart/schedules.py); > 0: every this
@@ -60,6 +76,8 @@ class MethodConfig:
     ema: float, momentum m of an EMA network that predicts (0: no EMA network).
     distill: float, self-distillation strength toward the EMA network (needs ema > 0).
     distill_temperature: float, softmax temperature of the distillation targets.
+    distill_form: str, 'official' (the KL averaged over examples and classes, as
+      ``nn.KLDivLoss()``) or 'per_example' (the KL summed over classes, averaged over examples).
     ht_reset_epochs: float, Hare & Tortoise: hare <- tortoise every this many epochs, on the
       clock ``ht_reset_clock`` (needs ema > 0; 0: off).
     ht_reset_clock: str, 'phase' (official code): after local epochs 1, 1 + R, 1 + 2R, ... of
@@ -70,10 +88,13 @@ class MethodConfig:
       official supervised code does not).
   """
   warm_start: bool = True
+  weight_decay: float | None = None
   l2: float = 0.0
   augment: bool = False
   spectral: float = 0.0
+  spectral_form: str = 'official'
   regen: float = 0.0
+  regen_form: str = 'official'
   redo_tau: float = 0.0
   redo_every_epochs: float = 0.0
   crelu_head: bool = False
@@ -83,6 +104,7 @@ class MethodConfig:
   ema: float = 0.0
   distill: float = 0.0
   distill_temperature: float = 1.0
+  distill_form: str = 'official'
   ht_reset_epochs: float = 0.0
   ht_reset_clock: str = 'phase'
   ht_reset_optimizer: bool = False
@@ -108,6 +130,13 @@ class MethodConfig:
     if self.ht_reset_clock not in HT_RESET_CLOCKS:
       raise ValueError(f'ht_reset_clock must be one of {", ".join(HT_RESET_CLOCKS)}, got '
                        f'{self.ht_reset_clock!r}.')
+    if self.weight_decay is not None and self.weight_decay < 0:
+      raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}.')
+    for name, forms in (('distill_form', DISTILL_FORMS), ('spectral_form', SPECTRAL_FORMS),
+                        ('regen_form', REGEN_FORMS)):
+      if getattr(self, name) not in forms:
+        raise ValueError(f'{name} must be one of {", ".join(forms)}, got '
+                         f'{getattr(self, name)!r}.')
 
   @property
   def uses_ema(self) -> bool:
@@ -127,12 +156,16 @@ class MethodConfig:
 # its text lost; these are our defaults and every one is settable (``name:key=value``).
 HT_MOMENTUM = 0.999
 HT_RESET_CLOCKS = ('phase', 'full_set')
+# The official "L2" is AdamW's weight decay: scripts/paper/warm_start_wo_aug/l2.sh sweeps
+# weight_decay=(1.0 0.1 0.01 0.001 0.0001), scripts/paper/warm_start_aug/l2.sh runs 0.1.
+L2_WEIGHT_DECAY = 0.1
 PRESETS: dict[str, dict] = {
     'warm': {},
     'fresh': {'warm_start': False},
     'fresh_aug': {'warm_start': False, 'augment': True},
     'fresh_ema': {'warm_start': False, 'ema': HT_MOMENTUM},
-    'l2': {'l2': 1e-4},
+    'l2': {'weight_decay': L2_WEIGHT_DECAY},
+    'l2_penalty': {'l2': 1e-4},  # ours before issue 15: a loss penalty on top of the decay
     'aug': {'augment': True},
     'spectral': {'spectral': 1e-3},
     'regen': {'regen': 1e-4},
@@ -141,7 +174,8 @@ PRESETS: dict[str, dict] = {
     'head_reset': {'head_reset': True},
     # Paper: theta <- 0.2 theta + 0.8 theta_0 (keeps 20% of the trained weights).
     'shrink_perturb': {'sp_shrink': 0.2, 'sp_perturb': 0.8},
-    'sp_l2_aug': {'sp_shrink': 0.2, 'sp_perturb': 0.8, 'l2': 1e-4, 'augment': True},
+    'sp_l2_aug': {'sp_shrink': 0.2, 'sp_perturb': 0.8, 'weight_decay': L2_WEIGHT_DECAY,
+                  'augment': True},
     'ema': {'ema': HT_MOMENTUM},
     'self_distill': {'ema': HT_MOMENTUM, 'distill': 1.0},
     'hare_tortoise': {'ema': HT_MOMENTUM, 'ht_reset_epochs': 10.0},
@@ -192,7 +226,7 @@ def _old_shrink_message(value: str, spec: str) -> str:
 
 def _parse_value(text: str, type_name, pair: str):
   type_name = str(type_name)
-  if type_name == 'str':  # a name, checked by MethodConfig (e.g. ht_reset_clock)
+  if type_name == 'str':  # a name, checked by MethodConfig (ht_reset_clock, the forms)
     return text
   if 'bool' in type_name:
     if text.lower() in ('1', 'true', 'yes'):
@@ -208,28 +242,94 @@ def _parse_value(text: str, type_name, pair: str):
 
 # --------------------------------------------------------------------------- loss terms
 
+def loss_terms(method: MethodConfig, model, params: PyTree, initial_params: PyTree,
+               logits: jax.Array, teacher_logits: jax.Array | None = None) -> jax.Array:
+  """Everything the method adds to the cross-entropy, each term in the method's form.
+
+  ``model`` names the last parameter arrays for the official regenerative term
+  (``last_parameter_paths()`` of a warmstart.models classifier); ``teacher_logits`` are the
+  EMA network's on the same batch (needed when ``method.distill`` > 0).
+  """
+  total = jnp.zeros((), jnp.float32)
+  if method.l2:
+    total += method.l2 * l2_penalty(params)
+  if method.regen:
+    total += method.regen * regen_penalty(params, initial_params, method.regen_form,
+                                          model.last_parameter_paths())
+  if method.spectral:
+    total += method.spectral * spectral_penalty(logits, method.spectral_form)
+  if method.distill:
+    total += method.distill * distillation_loss(logits, teacher_logits,
+                                                method.distill_temperature, method.distill_form)
+  return total
+
+
 def l2_penalty(params: PyTree) -> jax.Array:
   """``sum theta^2`` over every parameter."""
   return sum(jnp.sum(jnp.square(p)) for p in jax.tree_util.tree_leaves(params))
 
 
-def regen_penalty(params: PyTree, initial_params: PyTree) -> jax.Array:
-  """``sum (theta - theta_0)^2``: L2 toward the initial weights (regenerative regularisation)."""
-  return sum(jnp.sum(jnp.square(p - p0)) for p, p0 in
-             zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(initial_params)))
+def regen_penalty(params: PyTree, initial_params: PyTree, form: str = 'official',
+                  last_paths: tuple[str, ...] = ()) -> jax.Array:
+  """L2 toward the initial weights (regenerative regularisation).
+
+  'official': ``sum_path ||theta[path] - theta_0[path]||`` over ``last_paths`` (unsquared
+  norms). The official code means Kumar et al.'s term but its loops keep only the last
+  parameter of the backbone and of the head (src/trainers/base.py: ``for param, init_param in
+  zip(self.model.backbone.parameters(), ...): backbone_regen_loss = torch.norm(param -
+  init_param, 2)``, the same for the head), with one weight each (we use ``regen`` for both).
+  'kumar': ``sum (theta - theta_0)^2`` over every parameter (Kumar et al. 2023).
+  """
+  if form == 'kumar':
+    return sum(jnp.sum(jnp.square(p - p0)) for p, p0 in
+               zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(initial_params)))
+  if not last_paths:
+    raise ValueError('the official regenerative term needs the paths of its arrays '
+                     '(last_paths: a model\'s last_parameter_paths()).')
+  return sum(_norm(_leaf(params, path) - _leaf(initial_params, path)) for path in last_paths)
 
 
-def spectral_penalty(logits: jax.Array) -> jax.Array:
-  """``mean_i ||logits_i||^2 / 2`` (spectral decoupling; the strength multiplies it)."""
+def _leaf(tree: PyTree, path: str):
+  for key in path.split('/'):
+    tree = tree[key]
+  return tree
+
+
+def _norm(x: jax.Array) -> jax.Array:
+  """``||x||`` with gradient 0 at x = 0, as torch.norm's backward (sqrt's would be NaN there,
+  and every run starts at theta = theta_0)."""
+  squared = jnp.sum(jnp.square(x))
+  positive = squared > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+def spectral_penalty(logits: jax.Array, form: str = 'official') -> jax.Array:
+  """Spectral decoupling's penalty on the logits (the strength multiplies it).
+
+  'official': ``mean(logits^2)`` over examples and classes (src/trainers/base.py:
+  ``spectral_loss = (y_pred ** 2).mean()``), 2 / num_classes times 'pezeshki':
+  ``mean_i ||logits_i||^2 / 2`` (Pezeshki et al. 2021).
+  """
+  if form == 'official':
+    return jnp.mean(jnp.square(logits))
   return 0.5 * jnp.mean(jnp.sum(jnp.square(logits), axis=-1))
 
 
-def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0) -> jax.Array:
-  """``mean_i KL(softmax(teacher_i / T) || softmax(student_i / T))`` (teacher gets no gradient)."""
+def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0,
+                      form: str = 'official') -> jax.Array:
+  """KL(softmax(teacher / T) || softmax(student / T)); the teacher gets no gradient.
+
+  'official': averaged over examples and classes, as ``nn.KLDivLoss()`` (reduction 'mean')
+  in src/trainers/base.py, so 1 / num_classes times 'per_example': the KL summed over
+  classes, averaged over examples.
+  """
   teacher = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits) / temperature)
   log_teacher = jax.nn.log_softmax(jax.lax.stop_gradient(teacher_logits) / temperature)
   log_student = jax.nn.log_softmax(student_logits / temperature)
-  return jnp.mean(jnp.sum(teacher * (log_teacher - log_student), axis=-1))
+  pointwise = teacher * (log_teacher - log_student)
+  if form == 'official':
+    return jnp.mean(pointwise)
+  return jnp.mean(jnp.sum(pointwise, axis=-1))
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -5,28 +5,44 @@ Every model is a :class:`Classifier` with two submodules, ``backbone`` and ``hea
 the head can be re-initialised on its own and the backbone's output is the feature vector the
 plasticity metrics look at. Methods: ``embed(x, train)`` -> features (batch, d),
 ``classify(features, train)`` -> logits (batch, num_classes), ``__call__`` = both.
-Inputs are float32 NHWC images (batch, H, W, C) in about [0, 1].
+Inputs are float32 NHWC images (batch, H, W, C) in [0, 1]; ``embed`` first normalises them with
+the model's ``input_mean``/``input_std`` when it has them (warmstart/data.py's per-data-set
+statistics, as the official code's transforms; after augmentation, as there).
 
-Models (``make_model(name, num_classes)``):
+Models (``make_model(name, num_classes)``), as the official code builds them
+(``configs/model/``, ``src/models/``) unless said:
 
-* ``mlp``      the paper's 3-layer MLP: Dense(100)-BN-ReLU-Dense(100)-BN-ReLU | Dense(classes).
-* ``cnn``      ours, for fast CPU runs: Conv32-BN-ReLU-Pool-Conv64-BN-ReLU-Pool-Dense128-BN-ReLU
-               | Dense(classes).
-* ``resnet18`` CIFAR ResNet-18 (3x3 stride-1 stem, no 7x7 conv nor max-pool), global average
-               pool | Dense(classes). 11,173,962 parameters for CIFAR-10.
-* ``vit_tiny`` DeiT-Ti on 4x4 patches: dim 192, depth 12, 3 heads, MLP ratio 4, pre-LN, class
-               token, dropout 0.1; features = class token after the final LayerNorm
-               | Dense(classes).
-* ``vgg16``    VGG-16 (config D) convs, each Conv3x3-BN-ReLU, global average pool
-               | Dense(1024)-ReLU-Dense(1024)-ReLU-Dense(classes).
+* ``mlp``        the official 3-layer MLP (configs/b_mnist_mlp3.yaml: backbone mlp2, head linear):
+                 Dense(512)-BN-ReLU-Dense(256)-BN-ReLU | Dense(classes).
+* ``mlp_nobn``   the same without batch norm.
+* ``mlp_paper``, ``mlp_paper_nobn``  the paper's text: 100 and 100 hidden units, with / without BN.
+* ``cnn``        ours, for fast CPU runs: Conv32-BN-ReLU-Conv64-BN-ReLU (stride 2) -Dense128-BN-ReLU
+                 | Dense(classes).
+* ``resnet18``   CIFAR ResNet-18 (3x3 stride-1 stem, no 7x7 conv nor max-pool), global average
+                 pool | Dense(512)-ReLU-Dense(classes) (the official GAP head,
+                 configs/model/head/gap.yaml: hidden_dims [512]). 11,436,618 parameters for
+                 CIFAR-10.
+* ``resnet18_linear``  the same backbone | Dense(classes) (ours before issue 15).
+* ``vit_tiny``   DeiT-Ti on 4x4 patches: dim 192, depth 12, 3 heads, MLP ratio 4, pre-LN, class
+                 token, dropout 0.1; features = class token after the final LayerNorm
+                 | Dense(classes).
+* ``vgg16``      VGG-16 (config D) convs, each Conv3x3-BN-ReLU, global average pool
+                 | Dense(1024)-ReLU-Dense(1024)-ReLU-Dense(classes).
 
-Choices of ours where the paper is silent:
+Initialisation (``init_scheme``): 'torch' (default) is PyTorch's default of nn.Linear and
+nn.Conv2d, which the official code keeps: every Dense and Conv kernel and bias from
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (:func:`torch_default_init`); 'flax' keeps flax's defaults
+(LeCun normal kernels, zero biases: weights about sqrt(3) = 1.7 times larger). Norm layers start
+at scale 1 and bias 0 in both.
 
-* ``crelu_head``: the paper uses CReLU, concat(relu(x), relu(-x)), in the head. For the MLP it
+Choices of ours where the official code or the paper is silent:
+
+* ``crelu_head``: the paper uses CReLU, concat(relu(x), relu(-x)), in the head. For the MLPs it
   replaces every activation (both backbone layers), with half the hidden units so the features
-  stay 100 wide. For VGG-16 it replaces the head's ReLUs, with half the hidden units
-  (Dense(512)-CReLU-Dense(512)-CReLU-Dense). Heads without a hidden layer (cnn, resnet18,
-  vit_tiny) apply CReLU to their input, the features, so the head's Dense sees twice the width.
+  keep their width. Heads with hidden layers (resnet18, vgg16) use CReLU for their ReLUs with
+  half the hidden units, as the official heads do. Heads without a hidden layer (cnn,
+  resnet18_linear, vit_tiny) apply CReLU to their input, the features, so the head's Dense sees
+  twice the width.
 * ``width`` scales every hidden width and channel count (rounded, at least 1; ViT: dim
   3 * round(64 * width) so it stays divisible by 3 heads); depth never changes. For tests and
   CPU runs. Halved CReLU widths are the scaled width // 2 (at least 1).
@@ -34,8 +50,8 @@ Choices of ours where the paper is silent:
   global average pool is the identity on the 1x1 maps of 32x32 inputs.
 * Biases follow the usual PyTorch definitions: ResNet-18's convs have none (they precede BN);
   every other Dense and Conv has one. The ViT's attention is written out as in DeiT (one qkv
-  Dense, one output Dense); its Dense layers and tokens start from a truncated normal of std
-  0.02 as in DeiT; everything else uses flax's default initialisers.
+  Dense, one output Dense); its class token and position embedding start from a truncated
+  normal of std 0.02 as in DeiT, and so do its Dense layers under ``init_scheme='flax'``.
 """
 
 from __future__ import annotations
@@ -47,7 +63,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-MODEL_NAMES = ('mlp', 'mlp_nobn', 'cnn', 'resnet18', 'vit_tiny', 'vgg16')
+MODEL_NAMES = ('mlp', 'mlp_nobn', 'mlp_paper', 'mlp_paper_nobn', 'cnn', 'resnet18',
+               'resnet18_linear', 'vit_tiny', 'vgg16')
+INIT_SCHEMES = ('torch', 'flax')
 
 VGG16_CONFIG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M',
                 512, 512, 512, 'M', 512, 512, 512, 'M')
@@ -227,13 +245,32 @@ class ViTBackbone(nn.Module):
 # Classifiers: a backbone and a head.
 
 class Classifier(nn.Module):
-  """Base of every model: ``setup`` builds ``self.backbone`` and ``self.head``."""
+  """Base of every model: ``setup`` builds ``self.backbone`` and ``self.head``.
+
+  ``init_scheme`` is read by :func:`init_variables`; ``input_mean``/``input_std`` (one value per
+  channel, or both empty: no normalisation) by ``embed``.
+  """
   num_classes: int
   crelu_head: bool = False
   width: float = 1.0
+  init_scheme: str = 'torch'
+  input_mean: tuple[float, ...] = ()
+  input_std: tuple[float, ...] = ()
+
+  head_hidden = ()  # hidden widths of the head at width 1 (a class constant, not a field)
 
   def embed(self, x, train: bool):
+    if self.input_mean:
+      x = (x - jnp.asarray(self.input_mean, x.dtype)) / jnp.asarray(self.input_std, x.dtype)
     return self.backbone(x, train)
+
+  def make_head(self) -> Head:
+    """The head of ``head_hidden`` widths; with CReLU each hidden layer has half the units (its
+    CReLU doubles them back, as the official heads' ``h_out // 2``)."""
+    units = [scaled(n, self.width) for n in self.head_hidden]
+    if self.crelu_head:
+      units = [max(1, n // 2) for n in units]
+    return Head(self.num_classes, hidden=tuple(units), crelu=self.crelu_head)
 
   def classify(self, features, train: bool):
     return self.head(features, train)
@@ -249,6 +286,16 @@ class Classifier(nn.Module):
         f'ReDo is implemented on the feature layer of the mlp and cnn models (without CReLU); '
         f'{type(self).__name__} has none. Drop the redo method or use --model mlp/cnn.')
 
+  def last_parameter_paths(self) -> tuple[str, str]:
+    """The last parameter array the backbone creates and the head's (its last Dense's bias):
+    the official regenerative term's two arrays (PyTorch's last of ``parameters()``, which
+    follows creation order as flax does). tests/test_warmstart_models.py checks each model's
+    against its creation order."""
+    return (f'backbone/{self._last_backbone_parameter}',
+            f'head/Dense_{len(self.head_hidden)}/bias')
+
+  _last_backbone_parameter = ''  # per model below (a class constant)
+
   def _dense_feature_paths(self, dense: str, norm: str | None):
     """Paths for ReDo when the features come out of ``dense`` (+ the BatchNorm ``norm``)."""
     if self.crelu_head:
@@ -261,72 +308,158 @@ class Classifier(nn.Module):
 
 
 class MLP(Classifier):
-  batch_norm = True  # a class constant, not a module field: MLPNoBN overrides it
+  """The official MLP: hidden widths 512 and 256, each Dense-BN-ReLU (src/models/backbones/mlp.py
+  appends ``init_normalization(h_out, one_d=True)``, a BatchNorm1d, after every Linear)."""
+  hidden_sizes = (512, 256)  # class constants, not module fields: the variants override them
+  batch_norm = True
 
   def setup(self):
-    units = scaled(100, self.width)
+    units = [scaled(n, self.width) for n in self.hidden_sizes]
     if self.crelu_head:
-      units = max(1, units // 2)
-    self.backbone = MLPBackbone((units, units), crelu=self.crelu_head,
+      units = [max(1, n // 2) for n in units]
+    self.backbone = MLPBackbone(tuple(units), crelu=self.crelu_head,
                                 use_batch_norm=self.batch_norm)
-    self.head = Head(self.num_classes)
+    self.head = Head(self.num_classes)  # CReLU is in the backbone
 
   def feature_layer_paths(self):
     return self._dense_feature_paths('Dense_1', 'BatchNorm_1' if self.batch_norm else None)
 
+  @property
+  def _last_backbone_parameter(self):
+    return 'BatchNorm_1/bias' if self.batch_norm else 'Dense_1/bias'
+
 
 class MLPNoBN(MLP):
-  """The 784-100-100-10 MLP without batch norm (the setting the project measured first)."""
+  """The official MLP's widths without batch norm."""
+  batch_norm = False
+
+
+class MLPPaper(MLP):
+  """The paper's text: 784-100-100-10 with BN."""
+  hidden_sizes = (100, 100)
+
+
+class MLPPaperNoBN(MLPPaper):
+  """784-100-100-10 without batch norm (the setting the project measured first)."""
   batch_norm = False
 
 
 class CNN(Classifier):
+  _last_backbone_parameter = 'BatchNorm_2/bias'
+
   def feature_layer_paths(self):
     return self._dense_feature_paths('Dense_0', 'BatchNorm_2')
 
   def setup(self):
     self.backbone = CNNBackbone((scaled(32, self.width), scaled(64, self.width)),
                                 scaled(128, self.width))
-    self.head = Head(self.num_classes, crelu=self.crelu_head)
+    self.head = self.make_head()
 
 
 class ResNet18(Classifier):
+  """The official ResNet-18 with its GAP head: pool, Linear(512)-ReLU-Linear(classes)."""
+  _last_backbone_parameter = 'BasicBlock_7/BatchNorm_1/bias'
+  head_hidden = (512,)
+
   def setup(self):
     self.backbone = ResNet18Backbone(tuple(scaled(c, self.width) for c in (64, 128, 256, 512)))
-    self.head = Head(self.num_classes, crelu=self.crelu_head)
+    self.head = self.make_head()
+
+
+class ResNet18Linear(ResNet18):
+  """ResNet-18 with one Dense from the pooled features to the logits."""
+  head_hidden = ()
 
 
 class ViTTiny(Classifier):
+  _last_backbone_parameter = 'LayerNorm_0/bias'
+
   def setup(self):
     self.backbone = ViTBackbone(dim=3 * scaled(64, self.width))
-    self.head = Head(self.num_classes, crelu=self.crelu_head)
+    self.head = self.make_head()
 
 
 class VGG16(Classifier):
+  _last_backbone_parameter = 'BatchNorm_12/bias'
+  head_hidden = (1024, 1024)
+
   def setup(self):
     self.backbone = VGGBackbone(tuple(c if c == 'M' else scaled(c, self.width)
                                       for c in VGG16_CONFIG))
-    units = scaled(1024, self.width)
-    if self.crelu_head:
-      units = max(1, units // 2)
-    self.head = Head(self.num_classes, hidden=(units, units), crelu=self.crelu_head)
+    self.head = self.make_head()
 
 
-_MODELS = {'mlp': MLP, 'mlp_nobn': MLPNoBN, 'cnn': CNN, 'resnet18': ResNet18, 'vit_tiny': ViTTiny, 'vgg16': VGG16}
+_MODELS = {'mlp': MLP, 'mlp_nobn': MLPNoBN, 'mlp_paper': MLPPaper,
+           'mlp_paper_nobn': MLPPaperNoBN, 'cnn': CNN, 'resnet18': ResNet18,
+           'resnet18_linear': ResNet18Linear, 'vit_tiny': ViTTiny, 'vgg16': VGG16}
 assert tuple(_MODELS) == MODEL_NAMES
 
 
-def make_model(name: str, num_classes: int, *, crelu_head: bool = False,
-               width: float = 1.0) -> nn.Module:
-  """The model called ``name`` (one of ``MODEL_NAMES``) with a ``num_classes``-way head."""
+def make_model(name: str, num_classes: int, *, crelu_head: bool = False, width: float = 1.0,
+               init_scheme: str = 'torch', input_mean: Sequence[float] = (),
+               input_std: Sequence[float] = ()) -> nn.Module:
+  """The model called ``name`` (one of ``MODEL_NAMES``) with a ``num_classes``-way head.
+
+  ``init_scheme``: one of ``INIT_SCHEMES``; ``input_mean``, ``input_std``: per-channel
+  statistics the model normalises its [0, 1] inputs with (both empty: none).
+  """
   if name not in _MODELS:
     raise ValueError(f'Unknown model {name!r}; choose one of {", ".join(MODEL_NAMES)}.')
   if width <= 0:
     raise ValueError(f'width must be positive, got {width}.')
-  return _MODELS[name](num_classes=num_classes, crelu_head=crelu_head, width=width)
+  if init_scheme not in INIT_SCHEMES:
+    raise ValueError(f'init_scheme must be one of {", ".join(INIT_SCHEMES)}, got '
+                     f'{init_scheme!r}.')
+  if len(input_mean) != len(input_std) or any(s <= 0 for s in input_std):
+    raise ValueError(f'input_mean {tuple(input_mean)} and input_std {tuple(input_std)} need one '
+                     'value per channel each, every std > 0.')
+  return _MODELS[name](num_classes=num_classes, crelu_head=crelu_head, width=width,
+                       init_scheme=init_scheme, input_mean=tuple(map(float, input_mean)),
+                       input_std=tuple(map(float, input_std)))
 
 
 def init_variables(model: nn.Module, rng, input_shape: Sequence[int]) -> dict:
-  """``model``'s variables for one (H, W, C) image: {'params': ..., ['batch_stats': ...]}."""
+  """``model``'s variables for one (H, W, C) image: {'params': ..., ['batch_stats': ...]}.
+
+  Under the model's ``init_scheme`` 'torch' the Dense and Conv parameters are then re-drawn by
+  :func:`torch_default_init` (from a key folded from ``rng``).
+  """
   x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
-  return model.init({'params': rng, 'dropout': rng}, x, train=False)
+  variables = model.init({'params': rng, 'dropout': rng}, x, train=False)
+  if model.init_scheme == 'torch':
+    variables = {**variables,
+                 'params': torch_default_init(variables['params'], jax.random.fold_in(rng, 1))}
+  return variables
+
+
+def torch_default_init(params: dict, rng) -> dict:
+  """PyTorch's default initialisation of every Dense and Conv in ``params``.
+
+  nn.Linear and nn.Conv2d's ``reset_parameters`` draw the weight by ``kaiming_uniform_(a=
+  sqrt(5))``, whose bound is gain * sqrt(3 / fan_in) with gain sqrt(2 / (1 + a^2)) = sqrt(1/3),
+  i.e. 1 / sqrt(fan_in), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)): both from
+  U(-sqrt(k), sqrt(k)), k = 1 / fan_in, as PyTorch's documentation of both layers says. Here
+  fan_in is the product of a kernel's axes but the last (flax: in_features; kh * kw *
+  in_channels). A sub-tree holding a 'kernel' is a Dense or Conv; everything else (norm
+  layers, the ViT's tokens) is kept.
+  """
+  params = jax.tree_util.tree_map(lambda leaf: leaf, params)  # fresh dicts to fill in
+  layers = []
+  def find(node):
+    if 'kernel' in node and not isinstance(node['kernel'], dict):
+      layers.append(node)
+      return
+    for name in sorted(node):
+      if isinstance(node[name], dict):
+        find(node[name])
+  find(params)
+  targets = [(layer, name, 1.0 / np.sqrt(np.prod(layer['kernel'].shape[:-1])))
+             for layer in layers for name in ('kernel', 'bias') if name in layer]
+  sizes = [layer[name].size for layer, name, _ in targets]
+  # One draw split among the arrays: a draw per array compiled one random kernel per shape
+  # when run eagerly (3 s instead of 0.3 s for a small CNN on a busy CPU).
+  draws = jnp.split(jax.random.uniform(rng, (sum(sizes),), jnp.float32, -1.0, 1.0),
+                    np.cumsum(sizes)[:-1])
+  for (layer, name, bound), draw in zip(targets, draws):
+    layer[name] = (bound * draw).reshape(layer[name].shape).astype(layer[name].dtype)
+  return params

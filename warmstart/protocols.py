@@ -41,6 +41,7 @@ from warmstart import train as train_lib
 # Per-model learning rate and weight decay of the paper's Appendix A.2 (cnn: ours, as mlp).
 MODEL_OPTIM = {
     'mlp': (1e-3, 1e-4), 'cnn': (1e-3, 1e-4), 'resnet18': (1e-3, 1e-5),
+    'resnet18_linear': (1e-3, 1e-5),
     'vit_tiny': (3e-3, 5e-2), 'vgg16': (1e-3, 1e-4),
 }
 
@@ -88,6 +89,14 @@ class ProtocolConfig:
       default, on for continual, off for warm start).
     num_phases, access, buffer_size, buffer_rule, noise_schedule: continual protocol only
       (``buffer_rule``: warmstart/memory.py; ``noise_schedule``: ``continual_noise``).
+    label_noise: how a noisy label is drawn, warmstart.data.LABEL_NOISE_KINDS ('other': a
+      wrong class, as the official code; 'any': any class).
+    init: the models' initialisation, warmstart.models.INIT_SCHEMES ('torch': PyTorch's
+      defaults, as the official code; 'flax').
+    normalize: input normalisation, warmstart.data.NORMALIZATIONS ('mean_std': the official
+      per-data-set statistics; 'unit': x / 255 only).
+    adam_b1, adam_b2, adam_eps: Adam's moment decays and epsilon (the paper's Fig. 3 varies
+      them; default: train.OptimConfig's, the official configs/trainer/base.yaml's).
   """
   dataset: str = 'fashion_mnist'
   model: str = 'mlp'
@@ -111,6 +120,14 @@ class ProtocolConfig:
   buffer_rule: str = 'official'
   noise_schedule: str = 'official'
 
+  # Issue 15, items 4 and 6 (warmstart/data.py, models.py): the official code's by default.
+  label_noise: str = 'other'
+  init: str = 'torch'
+  normalize: str = 'mean_std'
+  adam_b1: float = train_lib.OptimConfig.b1
+  adam_b2: float = train_lib.OptimConfig.b2
+  adam_eps: float = train_lib.OptimConfig.eps
+
   def __post_init__(self):
     if self.access not in ('full', 'buffer'):
       raise ValueError(f"access must be 'full' or 'buffer', got {self.access!r}.")
@@ -128,7 +145,7 @@ class ProtocolConfig:
     return train_lib.OptimConfig(
         learning_rate=self.learning_rate if self.learning_rate is not None else lr,
         weight_decay=self.weight_decay if self.weight_decay is not None else wd,
-        batch_size=self.batch_size)
+        b1=self.adam_b1, b2=self.adam_b2, eps=self.adam_eps, batch_size=self.batch_size)
 
   def eval_every_for(self, protocol: str) -> float:
     return EVAL_EVERY[protocol] if self.eval_every is None else self.eval_every
@@ -176,11 +193,13 @@ def make_trainer(config: ProtocolConfig, method: methods_lib.MethodConfig,
   method = dataclasses.replace(
       method, ht_reset_epochs=1.0 if method.ht_reset_epochs > 0 else 0.0,
       ht_reset_clock='phase', redo_every_epochs=0.0)
+  mean, std = data_lib.input_normalization(config.dataset, config.normalize)
   key = (config.model, config.width, data.num_classes, method, config.optim(),
-         data.x_train.shape[1:], steps)
+         data.x_train.shape[1:], steps, config.init, mean, std)
   if key not in _TRAINERS:
     model = models_lib.make_model(config.model, data.num_classes, crelu_head=method.crelu_head,
-                                  width=config.width)
+                                  width=config.width, init_scheme=config.init, input_mean=mean,
+                                  input_std=std)
     _TRAINERS[key] = train_lib.Trainer(model, method, config.optim(), data.x_train.shape[1:],
                                        steps)
   return _TRAINERS[key]
@@ -279,7 +298,8 @@ def run_warmstart(config: ProtocolConfig, method_name: str, method: methods_lib.
   data = run.data
   data_rng = np.random.default_rng([config.seed, 1])
   x_sub, y_sub, _ = data_lib.subset(data.x_train, data.y_train, config.subset, data_rng)
-  y_sub, _ = data_lib.add_label_noise(y_sub, config.noise, data.num_classes, data_rng)
+  y_sub, _ = data_lib.add_label_noise(y_sub, config.noise, data.num_classes, data_rng,
+                                      config.label_noise)
   updates = schedules.phase_updates(len(data.x_train), config.epochs, config.batch_size)
   # (phase, name, x, y, the phase's share of the full set: eval_every counts full-set epochs)
   phases = [(0, 'warm', x_sub, y_sub, config.subset),
@@ -337,7 +357,8 @@ def continual_phases(data: _Prepared, config: ProtocolConfig):
   for phase, indices in enumerate(continual_phase_indices(config, data.y_train, order)):
     noise = continual_noise(config, phase)
     y, _ = data_lib.add_label_noise(data.y_train[indices], noise, data.num_classes,
-                                    np.random.default_rng([config.seed, 4, phase]))
+                                    np.random.default_rng([config.seed, 4, phase]),
+                                    config.label_noise)
     yield phase, data.x_train[indices], y, noise
 
 

@@ -38,6 +38,7 @@ from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import protocols
+from warmstart import train as train_lib
 
 DEFAULT_METHODS = ('warm', 'fresh', 'fresh_ema', 'hare_tortoise', 'shrink_perturb')
 CSV_COLUMNS = (
@@ -61,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f'one of {", ".join(data_lib.DATASET_NAMES)} (default fashion_mnist).')
   parser.add_argument('--data-root', default=None,
                       help='folder holding the data set files (MNIST, CIFAR, Tiny ImageNet).')
-  parser.add_argument('--model', default='cnn', choices=models_lib.MODEL_NAMES)
+  parser.add_argument('--model', default='cnn', choices=models_lib.MODEL_NAMES,
+                      help='mlp: the official 784-512-256-10 with BN; mlp_paper: the paper\'s '
+                      'text, 784-100-100-10; *_nobn: without BN; resnet18: the official GAP '
+                      'head (512-ReLU-classes), resnet18_linear: one Dense; see '
+                      'warmstart/models.py.')
   parser.add_argument('--width', type=float, default=None,
                       help='width multiplier of the model (default: see MODEL DEFAULTS below).')
   parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
@@ -129,6 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help='runs in parallel, one process and one core each (default: up to 2).')
   parser.add_argument('--no-plots', action='store_true')
   parser.add_argument('--no-progress', action='store_true')
+  official = parser.add_argument_group(
+      'the official code\'s choices (issue 15; docs/warmstart.md "Against the official code"); '
+      'each default is the official code\'s')
+  official.add_argument('--label-noise', choices=data_lib.LABEL_NOISE_KINDS, default='other',
+                        help='a noisy label is always a wrong class (other: official) or drawn '
+                        'from all classes (any: at noise 0.5 and 10 classes, 45%% wrong).')
+  official.add_argument('--init', choices=models_lib.INIT_SCHEMES, default='torch',
+                        help='initialisation of every Dense and Conv: PyTorch\'s defaults, '
+                        'U(+-1/sqrt(fan_in)) for weights and biases (torch: official), or flax\'s '
+                        '(LeCun normal weights, zero biases).')
+  official.add_argument('--normalize', choices=data_lib.NORMALIZATIONS, default='mean_std',
+                        help='inputs x/255 normalised by the official per-data-set mean and std '
+                        '(mean_std; Fashion-MNIST and digits take MNIST\'s), or x/255 only (unit).')
+  for name, help_text in (('b1', 'decay of the first moment'), ('b2', 'decay of the second moment'),
+                          ('eps', 'epsilon added to the root of the second moment')):
+    official.add_argument(f'--adam-{name}', type=float,
+                          default=getattr(train_lib.OptimConfig, name),
+                          help=f'AdamW\'s {help_text} (default %(default)g, official; the '
+                          'paper\'s Fig. 3 varies them).')
   return parser
 
 
@@ -188,7 +212,10 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
       buffer_size=args.buffer_size, eval_every=args.eval_every,
       eval_dead_reset=args.eval_dead_reset,
       augment_all=None if args.augment is None else args.augment == 'all',
-      buffer_rule=args.buffer_rule, noise_schedule=args.noise_schedule)
+      buffer_rule=args.buffer_rule, noise_schedule=args.noise_schedule,
+      label_noise=args.label_noise, init=args.init,
+      normalize=args.normalize, adam_b1=args.adam_b1, adam_b2=args.adam_b2,
+      adam_eps=args.adam_eps)
   cells = list(itertools.product(args.subset, args.noise))
   if args.protocol == 'continual':
     cells = cells[:1]

@@ -94,6 +94,8 @@ class Trainer:
                input_shape: tuple[int, ...], steps_per_call: int = 1):
     self.model = model
     self.method = method
+    if method.weight_decay is not None:  # a method's own decay (the official "L2") wins
+      optim = dataclasses.replace(optim, weight_decay=method.weight_decay)
     self.optim = optim
     self.input_shape = tuple(input_shape)
     self.steps_per_call = max(1, int(steps_per_call))
@@ -148,16 +150,11 @@ class Trainer:
     method = self.method
     logits, new_batch_stats = self._apply(params, state.batch_stats, x, True, rng)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    if method.l2:
-      loss += method.l2 * methods_lib.l2_penalty(params)
-    if method.regen:
-      loss += method.regen * methods_lib.regen_penalty(params, state.initial_params)
-    if method.spectral:
-      loss += method.spectral * methods_lib.spectral_penalty(logits)
+    teacher = None
     if method.distill:
       teacher, _ = self._apply(state.ema_params, state.ema_batch_stats, x, False)
-      loss += method.distill * methods_lib.distillation_loss(
-          logits, teacher, method.distill_temperature)
+    loss += methods_lib.loss_terms(method, self.model, params, state.initial_params, logits,
+                                   teacher)
     return loss, (new_batch_stats, logits)
 
   def _update(self, state: TrainState, x, y, rng, warmup_steps, ht_reset):
