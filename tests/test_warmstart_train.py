@@ -194,8 +194,9 @@ def test_the_official_side_effect_redraws_dead_hidden_head_units_only(data):
   state = trainer.init_state(jax.random.PRNGKey(0))
   params = jax.tree_util.tree_map(np.array, state.params)
   params['backbone']['Dense_0']['bias'][:] = 1.0  # every feature positive
-  for layer in ('Dense_0', 'Dense_1'):  # positive weights: every hidden unit fires ...
-    params['head'][layer]['kernel'][:] = 0.1
+  for layer in ('Dense_0', 'Dense_1'):  # positive weights, zero biases: every hidden unit
+    params['head'][layer]['kernel'][:] = 0.1  # fires ...
+    params['head'][layer]['bias'][:] = 0.0
   params['head']['Dense_0']['bias'][[0, 1]] = -100.0  # ... but units 0, 1 of the first layer
   params['head']['Dense_1']['bias'][2] = -100.0       # and unit 2 of the second
   features = trainer.model.apply({'params': params}, data[0], train=False, method='embed')
