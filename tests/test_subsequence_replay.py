@@ -196,17 +196,26 @@ def test_matches_reference_on_random_streams(stack_size, subseq_len, horizon, ca
                                               prioritized, length):
   config = dict(stack_size=stack_size, capacity=capacity, subseq_len=subseq_len,
                 max_update_horizon=horizon)
-  steps = random_stream(seed=stack_size * 100 + horizon, length=length)
-  buffer = SubsequenceReplayBuffer(observation_shape=OBS, prioritized=prioritized, seed=3,
-                                   **config)
+  stream_against_reference(random_stream(seed=stack_size * 100 + horizon, length=length),
+                           config, dict(prioritized=prioritized, seed=3), check_every=50)
+
+
+def stream_against_reference(steps, config, buffer_kwargs, check_every, batches=1,
+                             public_code=False):
+  """Adds ``steps`` one by one to a buffer of ``config``; after each, its add count and
+  sampleable keys equal the reference's, and every ``check_every`` steps (and at the end)
+  ``batches`` samples per (n, gamma) match the reference row for row."""
+  buffer = SubsequenceReplayBuffer(observation_shape=OBS, **config, **buffer_kwargs)
+  horizon = config['max_update_horizon']
   for count, step in enumerate(steps, start=1):
     buffer.add(*step)
     assert buffer.add_count == count
-    reference = Reference(steps[:count], **config)
+    reference = Reference(steps[:count], public_code=public_code, **config)
     assert buffer.num_sampleable == len(reference.keys())
-    if count % 50 == 0 or count == length:
+    if count % check_every == 0 or count == len(steps):
       for n, gamma in ((1, 0.9), (horizon, 0.8)):
-        check_against_reference(buffer, reference, n, gamma)
+        for _ in range(batches):
+          check_against_reference(buffer, reference, n, gamma)
 
 
 PUBLIC_CODE = dict(bootstrap='public_code', spr_mask='public_code', frame_stacks='public_code')
@@ -222,17 +231,10 @@ def test_public_code_rules_match_reference_on_random_streams(stack_size, subseq_
                                                              capacity, prioritized, length):
   config = dict(stack_size=stack_size, capacity=capacity, subseq_len=subseq_len,
                 max_update_horizon=horizon)
-  steps = random_stream(seed=stack_size * 10 + horizon, length=length)
-  buffer = SubsequenceReplayBuffer(observation_shape=OBS, prioritized=prioritized, seed=5,
-                                   **config, **PUBLIC_CODE)
-  for count, step in enumerate(steps, start=1):
-    buffer.add(*step)
-    reference = Reference(steps[:count], public_code=True, **config)
-    assert buffer.num_sampleable == len(reference.keys())
-    if count % 30 == 0 or count == length:
-      for n, gamma in ((1, 0.9), (horizon, 0.8)):
-        for _ in range(3):  # a new batch, a new key in row 0
-          check_against_reference(buffer, reference, n, gamma)
+  stream_against_reference(random_stream(seed=stack_size * 10 + horizon, length=length),
+                           config, dict(prioritized=prioritized, seed=5, **PUBLIC_CODE),
+                           check_every=30, batches=3,  # a new batch, a new key in row 0
+                           public_code=True)
 
 
 # ------------------------------------------------------------------ hand-computed cases
