@@ -17,6 +17,8 @@ split, the offsets from the second), so they differ only in the crop.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from dopamine.labs.atari_100k import atari_100k_rainbow_agent
@@ -35,8 +37,12 @@ def batch_random_crop(key, padded, height: int, width: int):
                                                       padded.shape[3]))
 
 
+@functools.partial(jax.jit, static_argnames=('img_pad',))
 def batch_shift_augmentation(key, obs, img_pad: int = IMAGE_PAD):
   """Dopamine's 2021 ``drq_image_augmentation``: pad, one crop for the batch, intensity.
+
+  Jitted, as Dopamine 4.1.2 jits its per-image version (the values are the same as op by op;
+  run op by op it took about half of a CPU training step).
 
   Args:
     key: PRNG key.
