@@ -55,6 +55,7 @@ def import_configurables() -> None:
   with quiet.library_imports():
     from atari100k import devices
     import agents.drq  # noqa: F401
+    import agents.drq_network  # noqa: F401
     devices.hide_gpu_from_tensorflow()
     import atari100k.runner  # noqa: F401
     import agents.bbf  # noqa: F401

@@ -26,6 +26,7 @@ import gymnasium as gym
 from dopamine.discrete_domains import atari_lib
 
 from agents import settings
+from atari100k import toy_games
 from common.suggest import did_you_mean
 
 gym.register_envs(ale_py)
@@ -44,8 +45,11 @@ class UnknownGameError(ValueError):
 
 
 def check_game(game: str) -> str:
-  """Returns the canonical game name, or raises ``UnknownGameError`` listing the 26 games."""
-  by_lower = {g.lower(): g for g in GAMES}
+  """Returns the canonical game name, or raises ``UnknownGameError`` listing the 26 games.
+
+  The learning-check games of ``atari100k.toy_games`` (reserved names) are accepted too.
+  """
+  by_lower = {g.lower(): g for g in GAMES + tuple(toy_games.GAMES)}
   key = game.replace('_', '').replace(' ', '').replace('-', '').lower()
   if key in by_lower:
     return by_lower[key]
@@ -70,7 +74,8 @@ def create_atari100k_environment(game_name: str,
   """Creates one preprocessed Atari environment.
 
   Args:
-    game_name: str, one of ``GAMES``.
+    game_name: str, one of ``GAMES``, or a learning-check game of ``atari100k.toy_games``
+      (made without the ALE; the other arguments do not apply).
     seed: int or None, seeds the ALE (its no-op and random-start RNG) for repeatable runs.
     sticky_actions: bool, repeat-action probability 0.25 instead of 0 (not Atari-100k).
     terminal_on_life_loss: bool, report a terminal step when a life is lost.
@@ -85,6 +90,8 @@ def create_atari100k_environment(game_name: str,
   """
   game = check_game(game_name)
   check_settings({'max_frames_per_episode': max_frames_per_episode})
+  if game in toy_games.GAMES:
+    return toy_games.GAMES[game](seed=seed)
   env = gym.make(f'ALE/{game}-v5',
                  repeat_action_probability=0.25 if sticky_actions else 0.0,
                  frameskip=1,
