@@ -16,8 +16,9 @@ beyond the 10-step returns of DrQ(eps) and BBF, so only a learner that bootstrap
 right. A learner that ignores terminals bootstraps the last transition of an episode from the
 state it ended in: after EXIT that is the start, so EXIT looks like 0.25 every step forever
 (0.25 / (1 - gamma^n) = 2.6 for DrQ's n = 10); after the goal it is the corridor's end, worth
-0, as the ``tail`` steps after the reward earn nothing: it exits. One with the target's sign
-flipped, or no bootstrap, does not learn RIGHT either.
+0, as the ``tail`` steps after the reward earn nothing: it exits (``tests/test_learning_check.py``
+breaks one so). One without bootstrap sees 0 for RIGHT, and one with the target's sign flipped
+has nothing to climb; these two were not tried.
 """
 
 from __future__ import annotations
