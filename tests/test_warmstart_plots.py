@@ -88,6 +88,25 @@ def table_b():
   return rows
 
 
+# Table C: 'warm' and 'fresh' on the same 2 x 2 grid, two seeds: warm - fresh is
+# gap_c(subset, noise) + 0.01 * seed in each cell (fresh: one value per seed, as a copied run).
+def gap_c(subset, noise):
+  return subset - noise - 0.5
+
+
+def table_c():
+  rows = []
+  for subset in SUBSETS:
+    for noise in NOISES:
+      for seed in (0, 1):
+        fresh = 0.8 + 0.02 * seed
+        rows.append(make_row(method='fresh', seed=seed, subset=subset, noise=noise,
+                             test_acc=fresh))
+        rows.append(make_row(method='warm', seed=seed, subset=subset, noise=noise,
+                             test_acc=fresh + gap_c(subset, noise) + 0.01 * seed))
+  return rows
+
+
 @pytest.fixture
 def rows_a(tmp_path):
   return plots.read_results(write_csv(tmp_path / 'a.csv', table_a()))
@@ -250,6 +269,43 @@ def test_heatmap_grid_errors_name_what_is_missing(rows_a, rows_b):
     plots.heatmap_grid(continual, 'warm')
   with pytest.raises(ValueError, match='no subset and noise'):
     plots.heatmap_grid(rows_b, 'fresh')
+
+
+def test_gap_grid_pairs_warm_and_fresh_by_seed_in_each_cell(tmp_path):
+  rows = plots.read_results(write_csv(tmp_path / 'c.csv', table_c()))
+  subsets, noises, mean, se, n = plots.gap_grid(rows)
+  assert subsets == [0.1, 0.5] and noises == [0.0, 0.2]
+  expected = np.array([[gap_c(s, v) + 0.005 for s in SUBSETS] for v in NOISES])
+  np.testing.assert_allclose(mean, expected, rtol=0, atol=1e-12)
+  # the differences of a cell are gap + 0.00 and gap + 0.01: s.e. = std([0, 0.01]) / sqrt(2)
+  np.testing.assert_allclose(se, np.full((2, 2), 0.005), rtol=1e-9)
+  assert (n == 2).all()
+  one_cell = [r for r in rows if not (r['method'] == 'fresh' and r['subset'] == 0.5)]
+  subsets, _, mean, _, n = plots.gap_grid(one_cell)
+  assert subsets == [0.1] and (n == 2).all()
+  with pytest.raises(ValueError, match=r"both 'warm' and 'fresh'"):
+    plots.gap_grid([r for r in rows if r['method'] == 'warm'])
+
+
+def test_gap_heatmap_annotates_points_and_standard_errors(tmp_path, captured):
+  rows = plots.read_results(write_csv(tmp_path / 'c.csv', table_c()))
+  plots.plot_gap_heatmap(rows, 'unused.png')
+  (fig,) = captured
+  ax = fig.axes[0]
+  texts = sorted(t.get_text() for t in ax.texts)
+  assert texts == sorted(f'{100 * (gap_c(s, v) + 0.005):+.2f}\n\u00b10.50' for s in SUBSETS
+                         for v in NOISES)
+  assert 'warm - fresh' in ax.get_title() and '2 seeds' in ax.get_title()
+  low, high = ax.images[0].get_clim()
+  assert low == -high  # centred on no gap
+
+
+def test_plot_all_draws_the_gap_beside_the_heatmap(tmp_path):
+  paths = plots.plot_all(write_csv(tmp_path / 'results.csv', table_c()), tmp_path / 'out')
+  names = [os.path.basename(p) for p in paths]
+  assert names[:2] == ['cifar10_resnet18_heatmap.png', 'cifar10_resnet18_gap.png']
+  for path in paths:
+    assert_png(path)
 
 
 def test_method_summary_is_exact_and_in_first_seen_order(rows_a, rows_b):

@@ -225,3 +225,79 @@ def test_summary_paired_differences_and_standard_errors():
   assert (diff['a'], diff['b'], diff['n']) == ('a', 'b', 3)
   assert diff['mean'] == pytest.approx(0.1)
   assert diff['se'] == pytest.approx(0.1 / np.sqrt(3))
+
+
+def test_summary_gives_each_methods_gap_from_fresh_per_cell():
+  accs = {('warm', 0.1): (0.80, 0.84), ('warm', 1.0): (0.90, 0.90), ('fresh', 0.1): (0.85, 0.87),
+          ('fresh', 1.0): (0.85, 0.87), ('ema', 0.1): (0.86, 0.88)}
+  rows = [{'method': m, 'subset': subset, 'noise': 0.5, 'seed': s, 'phase': 1, 'test_acc': acc}
+          for (m, subset), values in accs.items() for s, acc in enumerate(values)]
+  summary = run_cli.summarize(rows)
+  cells = {(d['a'], d['subset']): d for d in summary['cell_differences']}
+  assert set(cells) == {('warm', 0.1), ('warm', 1.0), ('ema', 0.1)}  # ema ran one cell
+  assert all(d['b'] == 'fresh' and d['noise'] == 0.5 and d['n'] == 2 for d in cells.values())
+  assert cells[('warm', 0.1)]['mean'] == pytest.approx(-0.04)
+  assert cells[('warm', 0.1)]['se'] == pytest.approx(np.std([-0.05, -0.03], ddof=1) / np.sqrt(2))
+  assert cells[('warm', 1.0)]['mean'] == pytest.approx(0.04)
+  markdown = run_cli.summary_markdown(summary, 'grid')
+  assert 'warm - fresh per cell' in markdown
+  assert '| 0.5 | -4.00 +/- 1.00 (n=2) | +4.00 +/- 1.00 (n=2) |' in markdown
+  one_cell = run_cli.summarize([r for r in rows if r['subset'] == 0.1])
+  assert one_cell['cell_differences'] == []  # one cell: the paired differences say it all
+
+
+TINY_CLI = ['--dataset', 'digits', '--model', 'mlp', '--width', '0.04', '--epochs', '1',
+            '--batch-size', '64', '--no-progress', '--jobs', '1']
+
+
+def test_fresh_runs_the_same_in_every_cell(digits):
+  """What lets the command line run fresh once per seed for a whole grid (run.copy_run)."""
+  method = methods.parse_method('fresh_ema:ema=0.9')
+  rows = [protocols.run_warmstart(protocols.ProtocolConfig(subset=subset, noise=noise, **TINY),
+                                  'fresh_ema', method, digits)
+          for subset, noise in ((0.2, 0.5), (0.5, 0.0))]
+  strip = lambda row: {k: v for k, v in row.items() if k not in ('subset', 'noise', 'seconds')}
+  assert [strip(r) for r in rows[0]] == [strip(r) for r in rows[1]]
+  assert run_cli.cell_independent('warmstart', method)
+  assert not run_cli.cell_independent('continual', method)
+  assert not run_cli.cell_independent('warmstart', methods.parse_method('warm'))
+
+
+def test_cli_grid_runs_fresh_once_per_seed_and_resumes(tmp_path, monkeypatch, capsys):
+  ran = []
+  original = protocols.PROTOCOLS['warmstart']
+
+  def spy(config, spec, *args, **kwargs):
+    ran.append((spec, config.subset, config.noise, config.seed))
+    return original(config, spec, *args, **kwargs)
+  monkeypatch.setitem(protocols.PROTOCOLS, 'warmstart', spy)
+  out = tmp_path / 'grid'
+  argv = TINY_CLI + ['--methods', 'warm', 'fresh', '--seeds', '2', '--subset', '0.2', '0.5',
+                     '--noise', '0', '0.5', '--out', str(out)]
+  assert run_cli.main(argv) == 0
+  assert sorted(r for r in ran if r[0] == 'fresh') == [('fresh', 0.2, 0.0, 0), ('fresh', 0.2, 0.0, 1)]
+  assert len([r for r in ran if r[0] == 'warm']) == 8
+  assert '6 runs of methods without a warm phase are copies' in capsys.readouterr().out
+  runs = out / 'runs'
+  assert len(os.listdir(runs)) == 16
+  source = json.loads((runs / 'warmstart_fresh_sub0.2_noise0_seed1.json').read_text())
+  copy = json.loads((runs / 'warmstart_fresh_sub0.5_noise0.5_seed1.json').read_text())
+  assert copy['copied_from'] == 'warmstart_fresh_sub0.2_noise0_seed1'
+  assert (copy['config']['subset'], copy['config']['noise']) == (0.5, 0.5)
+  assert [(r['subset'], r['noise']) for r in copy['rows']] == [(0.5, 0.5)] * len(source['rows'])
+  assert [r['test_acc'] for r in copy['rows']] == [r['test_acc'] for r in source['rows']]
+  summary = json.loads((out / 'summary.json').read_text())
+  assert len(summary['cell_differences']) == 4 and all(
+      d['n'] == 2 for d in summary['cell_differences'])
+  assert (out / 'digits_mlp_gap.png').exists() and (out / 'digits_mlp_heatmap.png').exists()
+  # interrupted: a copy and a warm run missing; the copy comes back from a finished fresh run
+  (runs / 'warmstart_fresh_sub0.5_noise0_seed0.json').unlink()
+  (runs / 'warmstart_fresh_sub0.2_noise0_seed0.json').unlink()
+  (runs / 'warmstart_warm_sub0.5_noise0_seed0.json').unlink()
+  ran.clear()
+  assert run_cli.main(argv) == 0
+  assert ran == [('warm', 0.5, 0.0, 0)]
+  assert len(os.listdir(runs)) == 16
+  restored = json.loads((runs / 'warmstart_fresh_sub0.2_noise0_seed0.json').read_text())
+  assert restored['copied_from'] in {f'warmstart_fresh_sub{s}_noise{n}_seed0'
+                                     for s, n in (('0.2', '0.5'), ('0.5', '0.5'))}

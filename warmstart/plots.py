@@ -7,7 +7,8 @@ is identified by ``protocol``, ``dataset``, ``model``, ``method``, ``seed``, ``s
 ``noise``. From it this module draws:
 
 * :func:`plot_heatmap` (paper Fig. 2): mean final test accuracy of one method over seeds on the
-  warm-start subset ratio (x) x label-noise ratio (y) grid;
+  warm-start subset ratio (x) x label-noise ratio (y) grid; :func:`plot_gap_heatmap`: the same
+  grid as the warm-start gap (warm - fresh, paired over seeds, with its standard error);
 * :func:`plot_methods` (Figs. 4/5): one bar per method, mean final test accuracy with the
   standard deviation over seeds and each seed as a dot, the reference method's mean dashed;
 * :func:`plot_continual` (Fig. 6): test accuracy at every evaluation point of the continual
@@ -22,7 +23,7 @@ The numbers behind the figures come from small pure helpers (:func:`read_results
 deviations are sample standard deviations (``ddof=1``; NaN for a single seed). Figures are built
 with :class:`matplotlib.figure.Figure` (no pyplot, no window, no global figure list), rendered by
 the Agg backend and written atomically (``common.files.write_atomically``).
-Only the standard library, numpy and matplotlib are used.
+Only the standard library, numpy, matplotlib and warmstart/stats.py are used.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from common.files import write_atomically
+from warmstart import stats
 
 DPI = 120
 METRICS = ('weight_magnitude', 'weight_distance', 'zero_activation_ratio',
@@ -211,6 +213,31 @@ def heatmap_grid(rows: Sequence[dict], method: str = 'warm'
   return subsets, noises, grid
 
 
+def gap_grid(rows: Sequence[dict], method: str = 'warm', reference: str = 'fresh'
+             ) -> tuple[list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
+  """``(subsets, noises, mean, se, n)``: in each (subset, noise) cell where both ran, the paired
+  difference of the final test accuracies ``method - reference`` over the seeds both ran
+  (``stats.cell_differences``); ``mean[i, j]``, its standard error and seed count at
+  ``noises[i]``, ``subsets[j]``, NaN (n 0) for a cell without a pair."""
+  warmstart = _protocol_rows(rows, WARMSTART, f'gap of {method!r} from {reference!r}')
+  values: dict[str, dict] = {method: {}, reference: {}}
+  for row in final_rows(warmstart):
+    if row['method'] in values and math.isfinite(row['subset']) and math.isfinite(row['noise']):
+      values[row['method']][(row['subset'], row['noise'], row['seed'])] = row['test_acc']
+  differences = stats.cell_differences(values[method], values[reference])
+  if not differences:
+    raise ValueError(f'No (subset, noise, seed) has final warmstart rows of both {method!r} and '
+                     f'{reference!r}; found methods {_found(warmstart, "method")}.')
+  subsets = sorted({s for s, _ in differences})
+  noises = sorted({n for _, n in differences})
+  mean, se = (np.full((len(noises), len(subsets)), np.nan) for _ in range(2))
+  n = np.zeros((len(noises), len(subsets)), dtype=int)
+  for (s, noise), d in differences.items():
+    i, j = noises.index(noise), subsets.index(s)
+    mean[i, j], se[i, j], n[i, j] = d['mean'], d['se'], d['n']
+  return subsets, noises, mean, se, n
+
+
 def _method_values(rows: Sequence[dict]) -> dict[str, list[tuple[int, float]]]:
   """method -> [(seed, final test accuracy)] over the warmstart runs, methods as first seen."""
   values: dict[str, list[tuple[int, float]]] = {}
@@ -306,6 +333,43 @@ def plot_heatmap(rows: Sequence[dict], out_path, method: str = 'warm') -> str:
   ax.set_ylabel('Label-noise ratio of the warm phase')
   ax.set_title(f'{title}: final test accuracy of {method!r}')
   fig.colorbar(image, ax=ax, label='Final test accuracy (mean over seeds)')
+  return _save(fig, out_path)
+
+
+def plot_gap_heatmap(rows: Sequence[dict], out_path, method: str = 'warm',
+                     reference: str = 'fresh') -> str:
+  """Fig. 2 as a gap: in each subset (x) x label-noise (y) cell, ``method - reference`` in
+  points (paired over seeds, :func:`gap_grid`), annotated with its standard error; a diverging
+  colour scale centred on 0 (red: the warm start loses). Returns ``out_path``."""
+  subsets, noises, mean, se, n = gap_grid(rows, method, reference)
+  title = _dataset_model(
+      [r for r in rows if r['protocol'] == WARMSTART and r['method'] in (method, reference)],
+      'gap heatmap')
+  points = 100 * mean
+  limit = np.nanmax(np.abs(points)) if np.isfinite(points).any() else 1.0
+  limit = limit if limit > 0 else 1.0
+  fig = Figure(figsize=(1.4 * len(subsets) + 2.8, 0.8 * len(noises) + 2.0))
+  ax = fig.subplots()
+  cmap = matplotlib.colormaps['RdBu'].with_extremes(bad='lightgrey')
+  image = ax.imshow(np.ma.masked_invalid(points), cmap=cmap, vmin=-limit, vmax=limit,
+                    origin='lower', aspect='auto')
+  for i in range(len(noises)):
+    for j in range(len(subsets)):
+      if math.isfinite(points[i, j]):
+        spread = f'\n\u00b1{100 * se[i, j]:.2f}' if math.isfinite(se[i, j]) else ''
+        text = f'{points[i, j]:+.2f}{spread}'
+        colour = 'white' if abs(points[i, j]) > 0.6 * limit else 'black'
+      else:
+        text, colour = 'n/a', 'black'
+      ax.text(j, i, text, ha='center', va='center', color=colour, fontsize='small')
+  ax.set_xticks(range(len(subsets)), [_fmt(s) for s in subsets])
+  ax.set_yticks(range(len(noises)), [_fmt(v) for v in noises])
+  ax.set_xlabel('Warm-start subset ratio')
+  ax.set_ylabel('Label-noise ratio of the warm phase')
+  seeds = sorted({int(v) for v in n.ravel() if v > 0})
+  ax.set_title(f'{title}: {method} - {reference} (points, paired over '
+               f'{"/".join(map(str, seeds))} seeds, \u00b1 s.e.)')
+  fig.colorbar(image, ax=ax, label=f'Final test accuracy, {method} - {reference} (points)')
   return _save(fig, out_path)
 
 
@@ -506,7 +570,8 @@ def plot_all(results_csv, out_dir) -> list[str]:
   """Reads ``results_csv`` and writes into ``out_dir`` (created) every figure the table supports,
   for each (dataset, model) in the order first seen, named ``<dataset>_<model>_<figure>.png``:
 
-  * ``heatmap``: when method 'warm' has more than one distinct subset or noise ratio;
+  * ``heatmap``: when method 'warm' has more than one distinct subset or noise ratio; then also
+    ``gap`` (warm - fresh per cell, paired over seeds) when 'fresh' ran in some of its cells;
   * ``methods``: when there are warmstart rows; with several (subset, noise) configurations,
     one ``methods_subset<s>_noise<n>`` per configuration that holds at least two methods (runs
     with NaN ratios join each configuration);
@@ -526,6 +591,9 @@ def plot_all(results_csv, out_dir) -> list[str]:
     if len({r['subset'] for r in warm if math.isfinite(r['subset'])}) > 1 or \
        len({r['noise'] for r in warm if math.isfinite(r['noise'])}) > 1:
       paths.append(plot_heatmap(mine, stem + 'heatmap.png', method='warm'))
+      fresh = [r for r in mine if r['protocol'] == WARMSTART and r['method'] == 'fresh']
+      if set(_configs(fresh)) & set(_configs(warm)):
+        paths.append(plot_gap_heatmap(mine, stem + 'gap.png', method='warm', reference='fresh'))
     warmstart = [r for r in mine if r['protocol'] == WARMSTART]
     configs = _configs(warmstart)
     if len(configs) > 1:
@@ -554,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
       description='Draw the warm-start study figures (paper Figs. 2, 4/5, 6 and 8) from the '
                   'results.csv written by the warm-start CLI, one set per dataset/model.',
       epilog='Figures: <dataset>_<model>_heatmap.png (method "warm" over subset x noise), '
+             '_gap.png (warm - fresh per subset x noise cell, paired over seeds), '
              '_methods[_subset<s>_noise<n>].png (final test accuracy per method; per '
              'subset/noise cell holding two or more methods when there are several), '
              '_continual.png (test accuracy at every evaluation point), _correlations.png (plasticity '

@@ -9,7 +9,9 @@ Writes into ``--out``: ``runs/<run>.json`` (one per method x seed x cell, atomic
 interrupted study resumes where it stopped: finished runs are skipped), ``results.csv`` (one
 row per run and evaluation point: each phase's start, every ``--eval-every`` epochs, its end),
 ``summary.json`` and ``summary.md`` (mean, spread, paired differences
-with standard errors) and the plots of warmstart/plots.py.
+with standard errors; on a grid, each method's difference from ``fresh`` per cell) and the plots
+of warmstart/plots.py. On a grid, a method without a warm phase runs once per seed and its file
+is copied to the other cells (``cell_independent``, ``copy_run``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import argparse
 import concurrent.futures
 import csv
 import dataclasses
-import functools
 import io
 import itertools
 import json
@@ -38,9 +39,13 @@ from warmstart import memory as memory_lib
 from warmstart import methods as methods_lib
 from warmstart import models as models_lib
 from warmstart import protocols
+from warmstart import stats
 from warmstart import train as train_lib
 
 DEFAULT_METHODS = ('warm', 'fresh', 'fresh_ema', 'hare_tortoise', 'shrink_perturb')
+# The method every other one is compared with cell by cell in a subset x noise grid (Fig. 2's
+# warm-start gap is warm - fresh).
+GAP_REFERENCE = 'fresh'
 CSV_COLUMNS = (
     'protocol', 'dataset', 'model', 'width', 'method', 'seed', 'subset', 'noise', 'phase',
     'phase_name', 'epoch', 'phase_epochs', 'step', 'phase_noise', 'phase_examples', 'updates',
@@ -228,6 +233,39 @@ def configs_from_args(args) -> list[tuple[protocols.ProtocolConfig, str]]:
   return jobs
 
 
+def cell_independent(protocol: str, method: methods_lib.MethodConfig) -> bool:
+  """Whether a run reads nothing of its (subset, noise) cell: a warm-start run without a warm
+  phase (``fresh``, ``fresh_aug``, ``fresh_ema``) trains on the full clean set alone, from
+  weights, data order and keys set by the seed, so one run per seed serves every cell of a
+  Fig. 2 grid (tests/test_warmstart_protocols.py pins its rows equal across cells)."""
+  return protocol == 'warmstart' and not method.warm_start
+
+
+def shared_run_groups(protocol: str, jobs: list[tuple], parsed: dict) -> list[list[tuple]]:
+  """``[[(config, spec), ...]]``: the jobs of each (seed, method) of a cell-independent method
+  across the cells, in job order, when there are two or more; one run serves a whole group."""
+  groups: dict[tuple, list] = {}
+  for config, spec in jobs:
+    if cell_independent(protocol, parsed[spec]):
+      groups.setdefault((config.seed, spec), []).append((config, spec))
+  return [group for group in groups.values() if len(group) > 1]
+
+
+def copy_run(out: str, protocol: str, source: tuple, target: tuple) -> None:
+  """Writes the run file of job ``target`` from the finished run of job ``source`` of the same
+  group (``shared_run_groups``): the same rows with the target's subset and noise, its config,
+  and ``copied_from`` naming the source run."""
+  (source_config, source_spec), (config, spec) = source, target
+  source_name = run_name(protocol, source_config, source_spec)
+  with open(os.path.join(out, 'runs', source_name + '.json')) as f:
+    record = json.load(f)
+  record.update(
+      config=dataclasses.asdict(config), copied_from=source_name,
+      rows=[dict(row, subset=config.subset, noise=config.noise) for row in record['rows']])
+  write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
+                   json.dumps(record, indent=1))
+
+
 def run_name(protocol: str, config: protocols.ProtocolConfig, spec: str) -> str:
   safe = ''.join(c if c.isalnum() or c in '._-' else '_' for c in spec)
   return f'{protocol}_{safe}_sub{config.subset:g}_noise{config.noise:g}_seed{config.seed}'
@@ -243,10 +281,12 @@ def rows_to_csv(rows: list[dict]) -> str:
 
 
 def summarize(rows: list[dict]) -> dict:
-  """Final test accuracy per method (mean, std, n) and paired differences between methods.
+  """Final test accuracy per method (mean, std, n), paired differences between methods and,
+  with several (subset, noise) cells, each method's paired difference from ``fresh`` per cell.
 
-  A paired difference uses the seeds (and subset/noise cells) both methods ran; its standard
-  error is ``std(d, ddof=1) / sqrt(n)``.
+  A paired difference uses the seeds (and subset/noise cells) both methods ran
+  (``stats.paired_difference``: standard error ``std(d, ddof=1) / sqrt(n)``); the pooled one
+  of a grid counts each cell's seeds as pairs.
   """
   final = {}
   for row in rows:  # a run's rows come in order: its last row of its last phase is its end
@@ -257,21 +297,49 @@ def summarize(rows: list[dict]) -> dict:
   for (method, subset, noise, seed), row in final.items():
     by_method.setdefault(method, {})[(subset, noise, seed)] = row['test_acc']
   methods = list(dict.fromkeys(row['method'] for row in rows))
-  summary = {'methods': {}, 'paired_differences': []}
+  summary = {'methods': {}, 'paired_differences': [], 'cell_differences': []}
   for method in methods:
     values = np.array(list(by_method[method].values()))
     summary['methods'][method] = {
         'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if len(values) > 1 else 0.0,
         'n': int(len(values))}
   for a, b in itertools.combinations(methods, 2):
-    common = sorted(set(by_method[a]) & set(by_method[b]))
-    if not common:
-      continue
-    d = np.array([by_method[a][k] - by_method[b][k] for k in common])
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
-    summary['paired_differences'].append(
-        {'a': a, 'b': b, 'mean': float(d.mean()), 'se': se, 'n': int(len(d))})
+    diff = stats.paired_difference(by_method[a], by_method[b])
+    if diff is not None:
+      summary['paired_differences'].append({'a': a, 'b': b, **diff})
+  cells = {key[:2] for values in by_method.values() for key in values}
+  if len(cells) > 1 and GAP_REFERENCE in by_method:
+    for a in methods:
+      if a == GAP_REFERENCE:
+        continue
+      for (subset, noise), diff in stats.cell_differences(
+          by_method[a], by_method[GAP_REFERENCE]).items():
+        summary['cell_differences'].append(
+            {'a': a, 'b': GAP_REFERENCE, 'subset': subset, 'noise': noise, **diff})
   return summary
+
+
+def _cell_tables(differences: list[dict]) -> list[str]:
+  """Markdown grids (noise rows x subset columns) of ``summary['cell_differences']``, one per
+  method: the paired difference in points, its standard error and the number of seeds."""
+  lines = []
+  for a in dict.fromkeys(d['a'] for d in differences):
+    mine = {(d['subset'], d['noise']): d for d in differences if d['a'] == a}
+    subsets = sorted({s for s, _ in mine})
+    noises = sorted({n for _, n in mine})
+    b = next(iter(mine.values()))['b']
+    lines += ['', f'{a} - {b} per cell (points, mean +/- s.e. over n seeds; rows: label noise '
+                  'of the warm phase, columns: subset ratio)', '',
+              '| noise \\ subset | ' + ' | '.join(f'{s:g}' for s in subsets) + ' |',
+              '|---' * (len(subsets) + 1) + '|']
+    for noise in noises:
+      cells = []
+      for subset in subsets:
+        d = mine.get((subset, noise))
+        cells.append('' if d is None else
+                     f'{100 * d["mean"]:+.2f} +/- {100 * d["se"]:.2f} (n={d["n"]})')
+      lines.append(f'| {noise:g} | ' + ' | '.join(cells) + ' |')
+  return lines
 
 
 def summary_markdown(summary: dict, title: str) -> str:
@@ -283,6 +351,10 @@ def summary_markdown(summary: dict, title: str) -> str:
   for d in summary['paired_differences']:
     lines.append(f'| {d["a"]} - {d["b"]} | {100 * d["mean"]:+.2f} | {100 * d["se"]:.2f} | '
                  f'{d["n"]} |')
+  if summary.get('cell_differences'):
+    lines += ['', 'The tables above pool every subset x noise cell; a method without a warm phase '
+                  'ran once per seed and counts in each cell.']
+  lines += _cell_tables(summary.get('cell_differences', []))
   return '\n'.join(lines) + '\n'
 
 
@@ -383,14 +455,32 @@ def main(argv=None) -> int:
   out = args.out or os.path.join('results', 'warmstart',
                                  f'{args.protocol}_{args.dataset}_{args.model}')
   os.makedirs(os.path.join(out, 'runs'), exist_ok=True)
-  pending = [(c, s) for c, s in jobs
-             if not os.path.exists(os.path.join(out, 'runs', run_name(args.protocol, c, s) + '.json'))]
+  finished = lambda job: os.path.exists(
+      os.path.join(out, 'runs', run_name(args.protocol, *job) + '.json'))
+  pending = [job for job in jobs if not finished(job)]
   if len(pending) < len(jobs):
     print(f'{len(jobs) - len(pending)} of {len(jobs)} runs already finished in {out}: skipped.')
+  copies = {}  # a job that runs -> the jobs of its group its run serves
+  for group in shared_run_groups(args.protocol, jobs, parsed):
+    missing = [job for job in group if not finished(job)]
+    done = [job for job in group if finished(job)]
+    if done:  # finished in an earlier, interrupted invocation
+      for job in missing:
+        copy_run(out, args.protocol, done[0], job)
+    elif missing:
+      copies[missing[0]] = missing[1:]
+    pending = [job for job in pending if job not in missing or job in copies]
+  if copies:
+    print(f'{sum(map(len, copies.values()))} runs of methods without a warm phase are copies: '
+          'one run per seed serves every subset x noise cell.')
   total = sum(protocols.planned_updates(c, parsed[s], args.protocol, len(dataset.x_train))
               for c, s in pending)
   progress = Progress(total, not args.no_progress)
-  run_one = functools.partial(_save_run, out, args.protocol, parsed)
+
+  def run_one(config, spec, rows):
+    _save_run(out, args.protocol, parsed, config, spec, rows)
+    for job in copies.get((config, spec), []):
+      copy_run(out, args.protocol, (config, spec), job)
   try:
     if args.jobs <= 1 or len(pending) <= 1:
       run_protocol = protocols.PROTOCOLS[args.protocol]
