@@ -306,6 +306,19 @@ def _fmt_or_na(value: float | None) -> str:
   return 'n/a' if value is None else _fmt(value)
 
 
+def _annotate_grid(ax, subsets, noises, values: np.ndarray, cell) -> None:
+  """Writes ``cell(i, j) -> (text, colour)`` on every finite cell of a subset (x) x noise (y)
+  image ('n/a' on the others) and labels both axes."""
+  for i in range(len(noises)):
+    for j in range(len(subsets)):
+      text, colour = cell(i, j) if math.isfinite(values[i, j]) else ('n/a', 'black')
+      ax.text(j, i, text, ha='center', va='center', color=colour, fontsize='small')
+  ax.set_xticks(range(len(subsets)), [_fmt(s) for s in subsets])
+  ax.set_yticks(range(len(noises)), [_fmt(n) for n in noises])
+  ax.set_xlabel('Warm-start subset ratio')
+  ax.set_ylabel('Label-noise ratio of the warm phase')
+
+
 def plot_heatmap(rows: Sequence[dict], out_path, method: str = 'warm') -> str:
   """Paper Fig. 2: mean final test accuracy of ``method`` over seeds, subset ratio (x) by
   label-noise ratio (y), each cell annotated. Returns ``out_path``."""
@@ -319,18 +332,8 @@ def plot_heatmap(rows: Sequence[dict], out_path, method: str = 'warm') -> str:
   cmap = matplotlib.colormaps['viridis'].with_extremes(bad='lightgrey')
   image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, origin='lower', aspect='auto')
   decimals = 3 if np.nanmax(grid) <= 1.0 else 1
-  for i in range(len(noises)):
-    for j in range(len(subsets)):
-      value = grid[i, j]
-      if math.isfinite(value):
-        text, colour = f'{value:.{decimals}f}', 'white' if image.norm(value) < 0.5 else 'black'
-      else:
-        text, colour = 'n/a', 'black'
-      ax.text(j, i, text, ha='center', va='center', color=colour, fontsize='small')
-  ax.set_xticks(range(len(subsets)), [_fmt(s) for s in subsets])
-  ax.set_yticks(range(len(noises)), [_fmt(n) for n in noises])
-  ax.set_xlabel('Warm-start subset ratio')
-  ax.set_ylabel('Label-noise ratio of the warm phase')
+  _annotate_grid(ax, subsets, noises, grid, lambda i, j: (
+      f'{grid[i, j]:.{decimals}f}', 'white' if image.norm(grid[i, j]) < 0.5 else 'black'))
   ax.set_title(f'{title}: final test accuracy of {method!r}')
   fig.colorbar(image, ax=ax, label='Final test accuracy (mean over seeds)')
   return _save(fig, out_path)
@@ -353,19 +356,10 @@ def plot_gap_heatmap(rows: Sequence[dict], out_path, method: str = 'warm',
   cmap = matplotlib.colormaps['RdBu'].with_extremes(bad='lightgrey')
   image = ax.imshow(np.ma.masked_invalid(points), cmap=cmap, vmin=-limit, vmax=limit,
                     origin='lower', aspect='auto')
-  for i in range(len(noises)):
-    for j in range(len(subsets)):
-      if math.isfinite(points[i, j]):
-        spread = f'\n\u00b1{100 * se[i, j]:.2f}' if math.isfinite(se[i, j]) else ''
-        text = f'{points[i, j]:+.2f}{spread}'
-        colour = 'white' if abs(points[i, j]) > 0.6 * limit else 'black'
-      else:
-        text, colour = 'n/a', 'black'
-      ax.text(j, i, text, ha='center', va='center', color=colour, fontsize='small')
-  ax.set_xticks(range(len(subsets)), [_fmt(s) for s in subsets])
-  ax.set_yticks(range(len(noises)), [_fmt(v) for v in noises])
-  ax.set_xlabel('Warm-start subset ratio')
-  ax.set_ylabel('Label-noise ratio of the warm phase')
+  spread = lambda i, j: f'\n\u00b1{100 * se[i, j]:.2f}' if math.isfinite(se[i, j]) else ''
+  _annotate_grid(ax, subsets, noises, points, lambda i, j: (
+      f'{points[i, j]:+.2f}{spread(i, j)}',
+      'white' if abs(points[i, j]) > 0.6 * limit else 'black'))
   seeds = sorted({int(v) for v in n.ravel() if v > 0})
   ax.set_title(f'{title}: {method} - {reference} (points, paired over '
                f'{"/".join(map(str, seeds))} seeds, \u00b1 s.e.)')
