@@ -257,18 +257,22 @@ def copy_run(out: str, protocol: str, source: tuple, target: tuple) -> None:
   and ``copied_from`` naming the source run."""
   (source_config, source_spec), (config, spec) = source, target
   source_name = run_name(protocol, source_config, source_spec)
-  with open(os.path.join(out, 'runs', source_name + '.json')) as f:
+  with open(run_path(out, protocol, source_config, source_spec)) as f:
     record = json.load(f)
   record.update(
       config=dataclasses.asdict(config), copied_from=source_name,
       rows=[dict(row, subset=config.subset, noise=config.noise) for row in record['rows']])
-  write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
-                   json.dumps(record, indent=1))
+  write_atomically(run_path(out, protocol, config, spec), json.dumps(record, indent=1))
 
 
 def run_name(protocol: str, config: protocols.ProtocolConfig, spec: str) -> str:
   safe = ''.join(c if c.isalnum() or c in '._-' else '_' for c in spec)
   return f'{protocol}_{safe}_sub{config.subset:g}_noise{config.noise:g}_seed{config.seed}'
+
+
+def run_path(out: str, protocol: str, config: protocols.ProtocolConfig, spec: str) -> str:
+  """The file of one run in the study folder ``out``: ``runs/<run_name>.json``."""
+  return os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json')
 
 
 def rows_to_csv(rows: list[dict]) -> str:
@@ -390,8 +394,7 @@ def _save_run(out: str, protocol: str, parsed: dict, config, spec: str, rows: li
   method = protocols.protocol_method(parsed[spec], config, protocol)  # as it ran (augmentation)
   record = {'config': dataclasses.asdict(config), 'method_spec': spec,
             'method': dataclasses.asdict(method), 'rows': rows}
-  write_atomically(os.path.join(out, 'runs', run_name(protocol, config, spec) + '.json'),
-                   json.dumps(record, indent=1))
+  write_atomically(run_path(out, protocol, config, spec), json.dumps(record, indent=1))
 
 
 _WORKER_DATASET = {}
@@ -455,8 +458,7 @@ def main(argv=None) -> int:
   out = args.out or os.path.join('results', 'warmstart',
                                  f'{args.protocol}_{args.dataset}_{args.model}')
   os.makedirs(os.path.join(out, 'runs'), exist_ok=True)
-  finished = lambda job: os.path.exists(
-      os.path.join(out, 'runs', run_name(args.protocol, *job) + '.json'))
+  finished = lambda job: os.path.exists(run_path(out, args.protocol, *job))
   pending = [job for job in jobs if not finished(job)]
   if len(pending) < len(jobs):
     print(f'{len(jobs) - len(pending)} of {len(jobs)} runs already finished in {out}: skipped.')
@@ -494,7 +496,7 @@ def main(argv=None) -> int:
     progress.close()
   rows = []
   for config, spec in jobs:
-    with open(os.path.join(out, 'runs', run_name(args.protocol, config, spec) + '.json')) as f:
+    with open(run_path(out, args.protocol, config, spec)) as f:
       rows.extend(json.load(f)['rows'])
   write_atomically(os.path.join(out, 'results.csv'), rows_to_csv(rows))
   summary = summarize(rows)
